@@ -1,0 +1,116 @@
+"""Time-to-accuracy of the ``fast`` trainer against the ``standard`` ResNet-18 recipe.
+
+Both run in this one process on the same machine, on clean CIFAR-10, at one scale; the table
+gives each recipe's per-epoch test accuracy against its cumulative training time (evaluation
+excluded) and the ratio of the times the two need to reach the same accuracy. When the
+standard recipe does not reach a threshold within its epochs, the ratio is a lower bound
+(">").
+
+    python bench/evaluator.py --scale ci                 # a minute or two on 2 CPU cores
+    python bench/evaluator.py --scale cpu --standard-epochs 1
+    python bench/evaluator.py --scale paper              # on a GPU
+
+Images/second and achieved TFLOP/s (counted with torch.utils.flop_counter on one training
+step) are printed for both.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import fuselib  # noqa: E402
+from fuselib import experiments, models  # noqa: E402
+from fuselib.train import autocast, default_device, get_recipe, train  # noqa: E402
+
+
+def train_flops_per_image(recipe, device) -> float:
+    """Forward + backward FLOPs of one training image, counted on a batch of 8."""
+    m = models.get(recipe.arch, 10, **recipe.model_kwargs).to(device)
+    x = torch.randn(8, 3, 32, 32, device=device)
+    with FlopCounterMode(display=False) as fc:
+        with autocast(device, recipe.amp):
+            m(x).float().sum().backward()
+    return fc.get_total_flops() / 8
+
+
+def time_to(result, threshold):
+    for acc, t in zip(result["curve"], result["epoch_seconds"]):
+        if acc >= threshold:
+            return t
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scale", default="ci", choices=list(experiments.SCALES))
+    ap.add_argument("--standard-epochs", type=int, default=None,
+                    help="epochs of the standard recipe (default: the scale's preset)")
+    ap.add_argument("--fast-epochs", type=int, default=None)
+    ap.add_argument("--thresholds", default="0.4,0.5,0.6,0.7,0.8,0.85,0.9,0.93")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None, help="also write the raw results here")
+    args = ap.parse_args()
+
+    device = default_device()
+    sc = experiments.SCALES[args.scale]
+    xtr, ytr = fuselib.data.load("cifar10", "train")
+    xte, yte = fuselib.data.load("cifar10", "test")
+    xtr, ytr = experiments.subset(xtr, ytr, sc["n_train"], args.seed)
+    xte, yte = experiments.subset(xte, yte, sc["n_test"], args.seed)
+    print(f"fuselib {fuselib.__version__}, torch {torch.__version__}, {device}"
+          f"{' ' + torch.cuda.get_device_name() if device.type == 'cuda' else ''}, "
+          f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; "
+          f"data {fuselib.data.info('cifar10').key}; {len(ytr)} train / {len(yte)} test")
+
+    runs = {}
+    for name, ep in (("fast", args.fast_epochs), ("standard", args.standard_epochs)):
+        over = dict(sc.get(name, {}))
+        if ep is not None:
+            over["epochs"] = ep
+        r = get_recipe(name, **over)
+        res = train(xtr, ytr, xte, yte, r, seed=args.seed, device=device)
+        res.pop("model")
+        res["flops_per_image"] = train_flops_per_image(r, device)
+        res["tflops"] = res["flops_per_image"] * res["images_per_second"] / 1e12
+        runs[name] = res
+        print(f"\n{name}: {r.arch}, {r.epochs} epochs, batch {r.batch_size}, amp {r.amp}")
+        print(f"  {'epoch':>5} {'train s':>9} {'test acc':>9}")
+        for i, (t, a) in enumerate(zip(res["epoch_seconds"], res["curve"]), 1):
+            print(f"  {i:5d} {t:9.1f} {a:9.4f}")
+        print(f"  {res['images_per_second']:.0f} images/s, "
+              f"{res['flops_per_image'] / 1e9:.2f} GFLOP per training image, "
+              f"{res['tflops']:.3f} TFLOP/s achieved")
+
+    fast, std = runs["fast"], runs["standard"]
+    print(f"\ntime to accuracy (training seconds, evaluation excluded)")
+    print(f"  {'target':>7} {'fast':>9} {'standard':>10} {'ratio std/fast':>15}")
+    for th in (float(t) for t in args.thresholds.split(",")):
+        tf, ts = time_to(fast, th), time_to(std, th)
+        if tf is None and ts is None:
+            continue
+        f = f"{tf:9.1f}" if tf is not None else f"{'—':>9}"
+        s = f"{ts:10.1f}" if ts is not None else f"{'>' + format(std['train_seconds'], '.0f'):>10}"
+        if tf is not None and ts is not None:
+            ratio = f"{ts / tf:15.1f}"
+        elif tf is not None:
+            ratio = f"{'>' + format(std['train_seconds'] / tf, '.1f'):>15}"
+        else:
+            ratio = f"{'<' + format(ts / fast['train_seconds'], '.2f'):>15}"
+        print(f"  {th:7.2f} {f} {s} {ratio}")
+    print(f"\nfast: final {fast['accuracy']:.4f} (peak {fast['peak_accuracy']:.4f}) in "
+          f"{fast['train_seconds']:.1f} s of training; standard: final {std['accuracy']:.4f} "
+          f"in {std['train_seconds']:.1f} s; throughput ratio "
+          f"{fast['images_per_second'] / std['images_per_second']:.1f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps(runs, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+"""fuselib: unlearnable examples, their spectral failure, and FUSE.
+
+The flow of every experiment: data (uint8 tensors) -> protection -> countermeasure ->
+train a classifier from scratch -> clean test accuracy (``fuselib.experiments.run``).
+"""
+__version__ = "0.1.0"
+
+from . import data, spectral, models, protections, countermeasures  # noqa: E402
+from . import train, experiments  # noqa: E402
+
+__all__ = ["__version__", "data", "spectral", "models", "protections", "countermeasures",
+           "train", "experiments"]

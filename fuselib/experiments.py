@@ -1,0 +1,210 @@
+"""Run the flow ``data → protection → countermeasure → train → clean test accuracy``, cached.
+
+>>> r = fuselib.experiments.run(protection="random", countermeasure="lowpass:0.25",
+...                             arch="fastnet", trainer="fast", scale="ci", seed=0)
+>>> r["accuracy"], r["peak_accuracy"], r["cached"]
+>>> df = fuselib.experiments.grid(protections=["none", "random"],
+...                               countermeasures=["none", "lowpass:0.25"], scale="ci")
+
+Every result is a JSON file under the results directory (``$FUSELIB_RESULTS``, else
+``results/cache`` in a source checkout, else ``~/.cache/fuselib/results``) named by the hash
+of its complete config — protection and countermeasure with all their parameters, the
+training recipe, scale, data subset, seed, the exact data variant and the fuselib version —
+so re-running a notebook reuses finished cells and any change of config recomputes. A file
+that cannot be read, or whose config does not match, is ignored and recomputed, never
+trusted. Fitted protections are cached beside the results the same way.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from . import __version__, countermeasures, data, protections
+from .train import Recipe, default_device, get_recipe, train
+
+# scale -> training-set size, test-set size and per-trainer recipe overrides
+SCALES = {
+    "ci": dict(n_train=5000, n_test=2000,
+               fast=dict(epochs=8, model_kwargs={"widths": (32, 64, 128)}),
+               standard=dict(epochs=2)),
+    "cpu": dict(n_train=50000, n_test=10000,
+                fast=dict(epochs=12),
+                standard=dict(epochs=10)),
+    "paper": dict(n_train=None, n_test=None,
+                  fast=dict(epochs=15),
+                  standard=dict(epochs=60)),
+}
+
+# what this process did, for tests and progress reports (timing-free)
+STATS = {"trained": 0, "cache_hits": 0, "fitted": 0}
+_REQUIRED = ("key", "config", "accuracy", "peak_accuracy", "curve", "seconds")
+
+
+def results_dir() -> Path:
+    if os.environ.get("FUSELIB_RESULTS"):
+        return Path(os.environ["FUSELIB_RESULTS"])
+    repo = Path(__file__).resolve().parent.parent
+    if (repo / "pyproject.toml").is_file():
+        return repo / "results" / "cache"
+    return Path.home() / ".cache" / "fuselib" / "results"
+
+
+def config_key(config: dict) -> str:
+    blob = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def _read_cached(path: Path, key: str):
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(obj, dict) or obj.get("key") != key or any(k not in obj for k in _REQUIRED):
+        return None
+    return obj
+
+
+def subset(images, labels, n: int | None, seed: int):
+    """A class-balanced subset of ``n`` images (all of them when ``n`` is None or too big),
+    chosen by a seeded permutation."""
+    if n is None or n >= labels.shape[0]:
+        return images, labels
+    classes = torch.unique(labels)
+    per = n // len(classes)
+    if per < 1:
+        raise ValueError(f"n={n} is smaller than the number of classes ({len(classes)})")
+    perm = torch.randperm(labels.shape[0], generator=torch.Generator().manual_seed(seed))
+    idx = torch.cat([perm[labels[perm] == c][:per] for c in classes])
+    idx = idx.sort().values
+    return images[idx], labels[idx]
+
+
+def _recipe_overrides(scale: str, trainer: str, arch: str | None, epochs: int | None,
+                      extra: dict) -> dict:
+    if scale not in SCALES:
+        raise KeyError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
+    over = dict(SCALES[scale].get(trainer, {}))
+    base = get_recipe(trainer)
+    if arch is not None and arch != base.arch:
+        over["arch"] = arch
+        over.pop("model_kwargs", None)  # scale presets size the default net only
+    if epochs is not None:
+        over["epochs"] = int(epochs)
+    over.update(extra)
+    return over
+
+
+def _describe(obj) -> dict:
+    return {"name": obj.name, **obj.config()}
+
+
+def build_config(protection="none", countermeasure="none", arch=None, trainer="fast",
+                 scale="ci", seed=0, dataset="cifar10", epochs=None, n_train=None,
+                 n_test=None, data_root=None, recipe=None):
+    """Resolve names to objects and the full, hashable config of one run."""
+    prot = protections.get(protection) if isinstance(protection, str) else protection
+    cm = countermeasures.get(countermeasure) if isinstance(countermeasure, str) else countermeasure
+    r = get_recipe(trainer, **_recipe_overrides(scale, trainer, arch, epochs, recipe or {}))
+    dinfo = data.info(dataset, data_root)
+    config = {
+        "fuselib": __version__,
+        "data": dinfo.key,
+        "protection": _describe(prot),
+        "countermeasure": _describe(cm),
+        "trainer": trainer,
+        "recipe": asdict(r),
+        "scale": scale,
+        "n_train": n_train if n_train is not None else SCALES[scale]["n_train"],
+        "n_test": n_test if n_test is not None else SCALES[scale]["n_test"],
+        "seed": int(seed),
+    }
+    return config, prot, cm
+
+
+def protect(prot, images, labels, config: dict, cache: bool = True):
+    """Fit ``prot`` on the training subset (or reuse a cached fit) and apply it."""
+    if prot.needs_fit and not prot.fitted:
+        fit_cfg = {k: config[k] for k in ("fuselib", "data", "protection", "n_train", "seed")}
+        path = results_dir() / "protections" / f"{config_key(fit_cfg)}.pt"
+        loaded = None
+        if cache and path.is_file():
+            try:
+                loaded = protections.load(path)
+            except Exception:  # noqa: BLE001 - a bad cache file is recomputed, never trusted
+                loaded = None
+        if loaded is not None and loaded.config() == prot.config():
+            prot = loaded
+        else:
+            prot.fit(images, labels)
+            STATS["fitted"] += 1
+            if cache:
+                prot.save(path)
+    return prot.apply(images, labels)
+
+
+def run(protection="none", countermeasure="none", arch=None, trainer="fast", scale="ci",
+        seed=0, dataset="cifar10", epochs=None, n_train=None, n_test=None, data_root=None,
+        recipe=None, cache=True, device=None, progress=None) -> dict:
+    """One experiment; see the module docstring. ``recipe`` overrides recipe fields."""
+    config, prot, cm = build_config(protection, countermeasure, arch, trainer, scale, seed,
+                                    dataset, epochs, n_train, n_test, data_root, recipe)
+    key = config_key(config)
+    path = results_dir() / f"{key}.json"
+    if cache:
+        hit = _read_cached(path, key)
+        if hit is not None and hit["config"] == json.loads(json.dumps(config, default=str)):
+            STATS["cache_hits"] += 1
+            return {**hit, "cached": True}
+
+    t0 = time.perf_counter()
+    xtr, ytr = data.load(dataset, "train", data_root)
+    xte, yte = data.load(dataset, "test", data_root)
+    xtr, ytr = subset(xtr, ytr, config["n_train"], seed)
+    xte, yte = subset(xte, yte, config["n_test"], seed)
+    protected = protect(prot, xtr, ytr, config, cache)
+    seen = cm(protected)
+    out = train(seen, ytr, xte, yte, Recipe(**config["recipe"]), seed=seed,
+                device=device or default_device(), progress=progress)
+    STATS["trained"] += 1
+    out.pop("model")
+    result = {"key": key, "config": config, **out, "seconds": time.perf_counter() - t0,
+              "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "torch": torch.__version__}
+    if cache:
+        _write_json(path, result)
+    return {**result, "cached": False}
+
+
+def grid(protections=("none",), countermeasures=("none",), archs=(None,), seeds=(0,),
+         **common):
+    """Every combination of the lists, as one tidy DataFrame (one row per run)."""
+    import pandas as pd
+
+    rows = []
+    for p in protections:
+        for c in countermeasures:
+            for a in archs:
+                for s in seeds:
+                    r = run(protection=p, countermeasure=c, arch=a, seed=s, **common)
+                    rows.append({
+                        "protection": p if isinstance(p, str) else p.name,
+                        "countermeasure": c if isinstance(c, str) else c.name,
+                        "arch": r["recipe"]["arch"], "trainer": r["config"]["trainer"],
+                        "scale": r["config"]["scale"], "seed": s,
+                        "accuracy": r["accuracy"], "peak_accuracy": r["peak_accuracy"],
+                        "peak_epoch": r["peak_epoch"], "seconds": r["seconds"],
+                        "cached": r["cached"], "curve": r["curve"], "key": r["key"],
+                    })
+    return pd.DataFrame(rows)

@@ -1,0 +1,273 @@
+"""Train a classifier from scratch and report clean test accuracy — where the compute goes.
+
+Two recipes, one loop (``train(..., recipe="fast" | "standard")``):
+
+* ``fast`` — in the spirit of Keller Jordan's airbench: the whole training set lives on the
+  device as one uint8 tensor, augmentation (flip, translate) is a few tensor ops per batch,
+  label smoothing, a triangular one-cycle learning rate, channels_last, bf16 autocast where
+  the hardware has it, optional ``torch.compile``. No data-dependent initialisation (no
+  whitening layer fitted to the images): poisoned data must not shape the model before
+  training starts.
+* ``standard`` — the recipe of the unlearnable-examples papers: ResNet-18, SGD lr 0.1,
+  momentum 0.9, weight decay 5e-4, batch 128, cosine schedule, random crop (zero pad 4) and
+  horizontal flip, fp32. Epochs are a parameter (the papers use 60–200).
+
+Both return the final and the **peak** test accuracy with the per-epoch curve: an attacker can
+early-stop, so the peak is what a protection must hold down. Inputs are scaled to
+``[-0.5, 0.5]`` (``x/255 - 0.5``), as in the Deep Hiding protocol. Runs are deterministic
+given ``seed`` on the CPU: every random draw comes from one seeded CPU generator.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import models
+from .data import check_images, check_labels
+
+
+@dataclass(frozen=True)
+class Recipe:
+    arch: str = "fastnet"
+    epochs: int = 10
+    batch_size: int = 512
+    lr: float = 0.4
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"      # "onecycle" (linear up, linear down) or "cosine"
+    warmup: float = 0.2             # fraction of steps spent rising (onecycle)
+    label_smoothing: float = 0.2
+    translate: int = 2              # random shift in pixels (pad, then crop)
+    pad_mode: str = "reflect"       # "reflect" or "constant" (zeros)
+    flip: bool = True
+    tta: bool = True                # average the logits of the image and its mirror at test
+    channels_last: bool = True
+    amp: str = "auto"               # "bf16", "off", or "auto": bf16 where the device has it
+    compile: bool = False
+    model_kwargs: dict = field(default_factory=dict)
+
+
+RECIPES = {
+    "fast": Recipe(),
+    "standard": Recipe(arch="resnet18", epochs=60, batch_size=128, lr=0.1, nesterov=False,
+                       schedule="cosine", warmup=0.0, label_smoothing=0.0, translate=4,
+                       pad_mode="constant", tta=False, amp="off"),
+}
+
+
+def get_recipe(recipe="fast", **overrides) -> Recipe:
+    """A recipe by name (or a :class:`Recipe`), with fields overridden by keyword."""
+    if isinstance(recipe, str):
+        if recipe not in RECIPES:
+            raise KeyError(f"unknown trainer {recipe!r}; known: {', '.join(RECIPES)}")
+        recipe = RECIPES[recipe]
+    bad = set(overrides) - set(Recipe.__dataclass_fields__)
+    if bad:
+        raise ValueError(f"unknown recipe field(s) {sorted(bad)}; "
+                         f"fields: {sorted(Recipe.__dataclass_fields__)}")
+    r = replace(recipe, **overrides)
+    if r.schedule not in ("onecycle", "cosine"):
+        raise ValueError(f"schedule must be 'onecycle' or 'cosine', got {r.schedule!r}")
+    if r.amp not in ("auto", "bf16", "off"):
+        raise ValueError(f"amp must be 'auto', 'bf16' or 'off', got {r.amp!r}")
+    if r.epochs < 1 or r.batch_size < 1:
+        raise ValueError("epochs and batch_size must be >= 1")
+    return r
+
+
+# --------------------------------------------------------------------------- helpers
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _bf16_ok(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:  # native bf16 matmul/conv (AVX512-BF16 / AMX); emulated bf16 is slower than fp32
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def autocast(device: torch.device, amp: str):
+    enabled = amp == "bf16" or (amp == "auto" and _bf16_ok(device))
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def show_progress(flag=None) -> bool:
+    """Progress bars: on in a terminal or a live Jupyter kernel, off in batch logs and CI
+    (``FUSELIB_PROGRESS=0`` turns them off everywhere, ``=1`` on)."""
+    env = os.environ.get("FUSELIB_PROGRESS")
+    if flag is not None:
+        return bool(flag)
+    if env is not None:
+        return env not in ("0", "false", "no", "")
+    if os.environ.get("CI"):
+        return False
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+def progress_bar(total: int, desc: str, enabled=None):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not show_progress(enabled), leave=False)
+
+
+def to_input(x_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> the model's input scale, ``x/255 - 0.5``."""
+    return x_uint8.float().div_(255.0).sub_(0.5)
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, translate: int, pad_mode: str,
+            flip: bool) -> torch.Tensor:
+    """Random horizontal flip and random translation by up to ``translate`` pixels, as batched
+    tensor ops (one random draw per image from the CPU generator ``gen``)."""
+    b, _, h, w = x.shape
+    if flip:
+        m = (torch.rand(b, generator=gen) < 0.5).to(x.device)
+        x = torch.where(m[:, None, None, None], x.flip(-1), x)
+    if translate:
+        t = translate
+        xp = F.pad(x, (t, t, t, t), mode=pad_mode)
+        dy = torch.randint(0, 2 * t + 1, (b,), generator=gen).to(x.device)
+        dx = torch.randint(0, 2 * t + 1, (b,), generator=gen).to(x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]
+        bi = torch.arange(b, device=x.device)[:, None, None]
+        x = xp[bi, :, rows, cols].permute(0, 3, 1, 2)  # (B,H,W,C) -> (B,C,H,W), channels_last
+    return x
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device=None,
+             amp: str = "auto", tta: bool = False, batch_size: int = 1000,
+             channels_last: bool = True) -> float:
+    """Top-1 accuracy of ``model`` on uint8 ``images``."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for i in range(0, images.shape[0], batch_size):
+        x = to_input(images[i:i + batch_size].to(device))
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp):
+            logits = model(x).float()
+            if tta:
+                logits = logits + model(x.flip(-1)).float()
+        correct += (logits.argmax(1).cpu() == labels[i:i + batch_size].cpu()).sum().item()
+    model.train(was_training)
+    return correct / images.shape[0]
+
+
+def _lr_factor(r: Recipe, step: int, total: int) -> float:
+    if r.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * step / total))
+    up = max(1, int(r.warmup * total))
+    if step < up:
+        return 0.1 + 0.9 * step / up
+    return max(0.0, (total - step) / max(1, total - up))
+
+
+def _param_groups(model: nn.Module, weight_decay: float):
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.dim() > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+# --------------------------------------------------------------------------- the loop
+def train(train_images, train_labels, test_images, test_labels, recipe="fast", *,
+          seed: int = 0, device=None, num_classes: int | None = None, progress=None,
+          **overrides) -> dict:
+    """Train ``recipe`` from scratch on uint8 ``train_images`` and test on ``test_images``.
+
+    Returns a dict: ``accuracy`` (after the last epoch), ``peak_accuracy`` and ``peak_epoch``,
+    ``curve`` (test accuracy after each epoch), ``train_accuracy`` (per epoch, on the
+    augmented training batches), ``seconds``, ``images_per_second``, ``recipe`` and
+    ``device``. Keyword overrides change recipe fields (``epochs=20``, ``arch="vgg11"``...).
+    """
+    r = get_recipe(recipe, **overrides)
+    train_images = check_images(train_images, "train_images")
+    train_labels = check_labels(train_labels, train_images.shape[0], "train_labels")
+    test_images = check_images(test_images, "test_images")
+    test_labels = check_labels(test_labels, test_images.shape[0], "test_labels")
+    device = torch.device(device) if device is not None else default_device()
+    n_cls = num_classes or int(max(train_labels.max(), test_labels.max())) + 1
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = models.get(r.arch, n_cls, image_size=train_images.shape[-1],
+                       in_channels=train_images.shape[1], **r.model_kwargs).to(device)
+    if r.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    step_model = torch.compile(model) if r.compile else model
+
+    xs, ys = train_images.to(device), train_labels.to(device)
+    n = xs.shape[0]
+    bs = min(r.batch_size, n)
+    steps_per_epoch = n // bs  # drop the ragged last batch: tiny batches upset BatchNorm
+    total = steps_per_epoch * r.epochs
+    opt = torch.optim.SGD(_param_groups(model, r.weight_decay), lr=r.lr, momentum=r.momentum,
+                          nesterov=r.nesterov)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(r, s, total))
+
+    curve, train_curve, epoch_seconds = [], [], []
+    t0 = time.perf_counter()
+    train_time = 0.0
+    bar = progress_bar(r.epochs, f"train {r.arch}", progress)
+    for epoch in range(r.epochs):
+        t_ep = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n, generator=gen).to(device)
+        correct = seen = 0
+        for i in range(steps_per_epoch):
+            idx = perm[i * bs:(i + 1) * bs]
+            x = augment(to_input(xs[idx]), gen, r.translate, r.pad_mode, r.flip)
+            if r.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = ys[idx]
+            with autocast(device, r.amp):
+                logits = step_model(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=r.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += y.numel()
+        train_time += time.perf_counter() - t_ep
+        epoch_seconds.append(train_time)
+        train_curve.append(correct / max(seen, 1))
+        curve.append(evaluate(model, test_images, test_labels, device, r.amp, r.tta,
+                              channels_last=r.channels_last))
+        bar.set_postfix(test=f"{curve[-1]:.3f}", train=f"{train_curve[-1]:.3f}")
+        bar.update(1)
+    bar.close()
+    peak = max(range(len(curve)), key=curve.__getitem__)
+    return {
+        "accuracy": curve[-1],
+        "peak_accuracy": curve[peak],
+        "peak_epoch": peak + 1,
+        "curve": curve,
+        "train_accuracy": train_curve,
+        "seconds": time.perf_counter() - t0,
+        "train_seconds": train_time,
+        "epoch_seconds": epoch_seconds,  # cumulative training time (no evaluation) per epoch
+        "images_per_second": total * bs / train_time if train_time > 0 else float("nan"),
+        "recipe": asdict(r),
+        "device": str(device),
+        "model": model,
+    }

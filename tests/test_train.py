@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from fuselib import train as T
+
+TINY = dict(epochs=2, batch_size=64, model_kwargs={"widths": (8, 16, 16), "stem": 8})
+
+
+def test_deterministic_given_seed(cifar_small):
+    x, y = cifar_small
+    a = T.train(x, y, x[:128], y[:128], "fast", seed=3, device="cpu", **TINY)
+    b = T.train(x, y, x[:128], y[:128], "fast", seed=3, device="cpu", **TINY)
+    assert a["curve"] == b["curve"] and a["train_accuracy"] == b["train_accuracy"]
+    sa = a["model"].state_dict()
+    assert all(torch.equal(v, b["model"].state_dict()[k]) for k, v in sa.items())
+    c = T.train(x, y, x[:128], y[:128], "fast", seed=4, device="cpu", **TINY)
+    assert any(not torch.equal(v, c["model"].state_dict()[k]) for k, v in sa.items())
+
+
+def test_result_fields(cifar_small):
+    x, y = cifar_small
+    r = T.train(x, y, x[:64], y[:64], "fast", seed=0, device="cpu", **TINY)
+    assert len(r["curve"]) == 2 and r["peak_accuracy"] == max(r["curve"])
+    assert r["curve"][r["peak_epoch"] - 1] == r["peak_accuracy"]
+    assert r["recipe"]["arch"] == "fastnet" and r["seconds"] > 0
+
+
+def test_standard_recipe_runs(cifar_small):
+    x, y = cifar_small
+    r = T.train(x[:128], y[:128], x[:32], y[:32], "standard", epochs=1, seed=0, device="cpu",
+                arch="vgg11")
+    assert r["recipe"]["lr"] == 0.1 and r["recipe"]["batch_size"] == 128
+    assert 0.0 <= r["accuracy"] <= 1.0
+
+
+def test_augment_keeps_pixels():
+    g = torch.Generator().manual_seed(0)
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    out = T.augment(x, g, translate=0, pad_mode="reflect", flip=True)
+    for i in range(2):
+        assert torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(-1))
+    shifted = T.augment(x, g, translate=2, pad_mode="constant", flip=False)
+    assert shifted.shape == x.shape
+    # an interior 4x4 window of every image is a shifted copy of the original
+    for i in range(2):
+        assert any(torch.equal(shifted[i, :, 2:6, 2:6], x[i, :, 2 + dy:6 + dy, 2 + dx:6 + dx])
+                   for dy in range(-2, 3) for dx in range(-2, 3))
+
+
+def test_recipe_errors():
+    with pytest.raises(KeyError, match="unknown trainer"):
+        T.get_recipe("slow")
+    with pytest.raises(ValueError, match="unknown recipe field"):
+        T.get_recipe("fast", learning_rate=1)
+    with pytest.raises(ValueError, match="schedule"):
+        T.get_recipe("fast", schedule="step")
