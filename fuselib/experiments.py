@@ -34,7 +34,7 @@ SCALES = {
                fast=dict(epochs=8, model_kwargs={"widths": (32, 64, 128)}),
                standard=dict(epochs=2)),
     "cpu": dict(n_train=50000, n_test=10000,
-                fast=dict(epochs=12),
+                fast=dict(epochs=10, model_kwargs={"widths": (48, 96, 192)}),
                 standard=dict(epochs=10)),
     "paper": dict(n_train=None, n_test=None,
                   fast=dict(epochs=15),

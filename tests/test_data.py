@@ -82,7 +82,7 @@ def test_missing_file_is_named(tmp_path):
 
 
 def test_explicit_root_without_data(tmp_path):
-    with pytest.raises(data.DataError, match="not found.*download=True"):
+    with pytest.raises(data.DataError, match="(?s)not found.*download=True"):
         data.load("cifar10", root=tmp_path)
 
 

@@ -23,7 +23,11 @@ class Countermeasure:
     primary = None
     chunk = 4096  # images per transform call
 
+    def __init__(self):
+        pass
+
     def config(self) -> dict:
+        """The constructor arguments that rebuild this countermeasure."""
         params = inspect.signature(type(self).__init__).parameters
         return {p: getattr(self, p) for p in params if p != "self"}
 
