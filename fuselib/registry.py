@@ -43,6 +43,23 @@ def parse_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
     return name.strip(), kwargs
 
 
+class Configurable:
+    """scikit-learn's habit: every ``__init__`` argument is stored as an attribute of the same
+    name, so :meth:`config` can rebuild the object and hash it for caching."""
+
+    name = "?"       # set by Registry.register
+    primary = None   # the parameter a spec's bare value sets ("lowpass:0.25" -> cutoff)
+
+    def config(self) -> dict:
+        """The constructor arguments that rebuild this object."""
+        params = inspect.signature(type(self).__init__).parameters
+        return {p: getattr(self, p) for p in params if p != "self"}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
 class Registry:
     """A mapping from names to classes (or factories) of one kind."""
 

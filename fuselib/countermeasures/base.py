@@ -11,29 +11,17 @@ validates, works in chunks (bounded memory on 50k images), rounds and clips back
 """
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 from ..data import check_images
+from ..registry import Configurable
 
 
-class Countermeasure:
-    name = "?"
-    primary = None
+class Countermeasure(Configurable):
     chunk = 4096  # images per transform call
 
     def __init__(self):
         pass
-
-    def config(self) -> dict:
-        """The constructor arguments that rebuild this countermeasure."""
-        params = inspect.signature(type(self).__init__).parameters
-        return {p: getattr(self, p) for p in params if p != "self"}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"{type(self).__name__}({args})"
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """Float images in [0, 1] -> float images (clipped to [0, 1] afterwards)."""

@@ -12,29 +12,32 @@ works on float images in ``[0, 1]``. :meth:`apply` validates the input, calls ``
 enforces the budget on the *uint8* result, so the guarantee ``‖protected − images‖∞ ≤
 round(ε·255)`` holds for every image whatever ``perturb`` returns.
 
-Parameters follow the scikit-learn habit: every ``__init__`` argument is stored as an
-attribute of the same name, which is how :meth:`config` and :meth:`save` rebuild an object.
+Parameters follow the scikit-learn habit (:class:`fuselib.registry.Configurable`): every
+``__init__`` argument is stored as an attribute of the same name, which is how ``config()`` and
+:meth:`save` rebuild an object.
 """
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 
 import torch
 
 from ..data import check_images, check_labels
+from ..registry import Configurable
 
 NORMS = ("linf", "l2", "l0", None)
 
 
-def check_eps(eps) -> float:
+def check_eps(eps, upper: float = 1.0) -> float:
+    """Validate a budget: a number in ``(0, upper]`` (images are in [0, 1])."""
     try:
         eps = float(eps)
     except (TypeError, ValueError):
-        raise ValueError(f"eps must be a number in (0, 1], got {eps!r}") from None
-    if not 0.0 < eps <= 1.0:
-        raise ValueError(f"eps must be in (0, 1] (images are in [0, 1]; 8/255 is usual), "
+        raise ValueError(f"eps must be a number in (0, {upper:g}], got {eps!r}") from None
+    if not 0.0 < eps <= upper:
+        hint = "; 8/255 is usual for L-inf" if upper == 1.0 else ""
+        raise ValueError(f"eps must be in (0, {upper:g}] (images are in [0, 1]{hint}), "
                          f"got {eps}")
     return eps
 
@@ -53,29 +56,18 @@ def atomic_save(obj, path) -> Path:
     return path
 
 
-class Protection:
+class Protection(Configurable):
     """Base class: a named, configurable, savable perturbation of a training set."""
 
-    name = "?"            # set by the registry
-    primary = None        # the parameter a spec's bare value sets ("random:0.03" -> eps)
-    norm = "linf"         # which budget apply() enforces: "linf", "l2", "l0" or None
+    norm = "linf"         # which budget apply() enforces: "linf", "l2" or None (see to_uint8)
+    eps_max = 1.0         # largest eps accepted (an L2 radius may exceed 1)
     needs_fit = True      # apply() refuses to run before fit() when True
     state_keys: tuple = ()  # attributes holding the fitted state (tensors), saved by save()
 
     def __init__(self, eps: float = 8 / 255, seed: int = 0):
-        self.eps = check_eps(eps)
+        self.eps = check_eps(eps, self.eps_max)
         self.seed = int(seed)
         self.fitted = False
-
-    # ------------------------------------------------------------------ description
-    def config(self) -> dict:
-        """The constructor arguments that rebuild this protection."""
-        params = inspect.signature(type(self).__init__).parameters
-        return {p: getattr(self, p) for p in params if p != "self"}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"{type(self).__name__}({args})"
 
     @property
     def budget(self) -> int:
@@ -110,12 +102,25 @@ class Protection:
         return self.to_uint8(images, out)
 
     def to_uint8(self, images: torch.Tensor, protected: torch.Tensor) -> torch.Tensor:
-        """Round to uint8 and enforce the budget there (after rounding, for every image)."""
-        q = (protected.detach().to("cpu", torch.float32) * 255.0).round()
+        """Round to uint8 and enforce the budget there (after rounding, for every image).
+
+        ``linf``: each pixel is clipped to ``images ± round(ε·255)``. ``l2``: an image whose
+        rounded perturbation exceeds ``‖δ‖₂ ≤ ε`` (in [0, 1] units) is re-quantised by
+        truncation toward zero of its perturbation scaled to the budget, which cannot exceed
+        it. ``None``: not norm-bounded (OPS, CUDA), only clipped to [0, 255].
+        """
+        x = images.float()
+        q = (protected.detach().to("cpu", torch.float32) * 255.0).round().clamp_(0, 255)
         if self.norm == "linf":
-            lo = images.float() - self.budget
-            q = torch.minimum(torch.maximum(q, lo), images.float() + self.budget)
-        return q.clamp_(0, 255).to(torch.uint8)
+            q = torch.minimum(torch.maximum(q, x - self.budget), x + self.budget)
+        elif self.norm == "l2":
+            d = protected.detach().to("cpu", torch.float32) * 255.0 - x
+            over = (q - x).flatten(1).norm(dim=1) > self.eps * 255.0
+            if bool(over.any()):
+                dn = d[over].flatten(1).norm(dim=1).clamp_min(1e-12)
+                scale = (self.eps * 255.0 / dn).clamp(max=1.0).view(-1, 1, 1, 1)
+                q[over] = (x[over] + (d[over] * scale).trunc()).clamp(0, 255)
+        return q.to(torch.uint8)
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict:

@@ -1,0 +1,176 @@
+"""``em``: error-minimizing noise (Huang et al., "Unlearnable Examples", ICLR 2021).
+
+A min–min bilevel problem: the noise ``δ`` *minimises* a surrogate's training loss on
+``x + δ`` while the surrogate itself is trained on ``x + δ``, so the noise becomes an easy
+shortcut the network learns instead of the image content. Alternate, until the surrogate's
+error on the perturbed data is below ``stop_error``:
+
+1. ``train_steps`` SGD steps of the surrogate on ``clip(x + δ)`` (lr 0.1, momentum 0.9,
+   weight decay 5e-4, gradient-norm clip 5, no augmentation — as the official code);
+2. one pass of PGD over the data, ``pgd_steps`` signed *descent* steps of size ``step_size``
+   per batch, projected to ``‖δ‖∞ ≤ ε`` and to valid images.
+
+``mode="class"``: one δ per class; after each batch's PGD the class's δ becomes the mean of the
+batch's per-sample results for that class (official ``universal`` update), generated on a
+stratified ``portion`` of the data (official scripts: 20%). ``mode="sample"``: one δ per image
+(apply() then needs the very images given to fit, in the same order).
+
+Official defaults (HanxunH/Unlearnable-Examples): ResNet-18 surrogate, batch 512, ε 8/255,
+step 0.8/255, class-wise 1 PGD step, sample-wise 20, stop at error 0.01. **CPU default here**
+(``cost``): a small ``fastnet`` surrogate (widths 32-64-128), the same steps and stopping rule,
+at most ``max_rounds`` outer rounds; pass ``surrogate="resnet18"`` for the paper setting.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .. import models
+from . import REGISTRY
+from .base import Protection
+
+SMALL = {"widths": (32, 64, 128)}
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def stratified_indices(labels: torch.Tensor, portion: float, gen: torch.Generator):
+    """A class-balanced random ``portion`` of the indices, sorted."""
+    if portion >= 1.0:
+        return torch.arange(len(labels))
+    keep = []
+    for c in torch.unique(labels):
+        idx = (labels == c).nonzero().flatten()
+        n = max(1, int(round(portion * len(idx))))
+        keep.append(idx[torch.randperm(len(idx), generator=gen)[:n]])
+    return torch.cat(keep).sort().values
+
+
+class SurrogateMixin:
+    """A surrogate classifier trained with the official UE settings (SGD 0.1, no aug)."""
+
+    def _make_surrogate(self, n_classes: int, size: int, channels: int, device):
+        kw = dict(SMALL) if self.surrogate == "fastnet" else {}
+        model = models.get(self.surrogate, n_classes, image_size=size, in_channels=channels,
+                           **kw).to(device)
+        opt = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=0.9, weight_decay=5e-4)
+        return model, opt
+
+    @staticmethod
+    def _step(model, opt, x, y):
+        model.train()
+        loss = F.cross_entropy(model(x - 0.5), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        return loss.item()
+
+    @staticmethod
+    @torch.no_grad()
+    def _accuracy(model, x, y, batch_size=1000):
+        model.eval()
+        correct = 0
+        for i in range(0, len(y), batch_size):
+            correct += (model(x[i:i + batch_size] - 0.5).argmax(1) == y[i:i + batch_size]).sum()
+        return correct.item() / len(y)
+
+
+@REGISTRY.register("em", primary="mode")
+class ErrorMinimizing(SurrogateMixin, Protection):
+    state_keys = ("deltas",)
+
+    def __init__(self, eps: float = 8 / 255, seed: int = 0, mode: str = "class",
+                 surrogate: str = "fastnet", train_steps: int = 10, pgd_steps: int | None = None,
+                 step_size: float = 0.8 / 255, stop_error: float = 0.01, max_rounds: int = 40,
+                 batch_size: int = 512, lr: float = 0.1, portion: float | None = None):
+        super().__init__(eps, seed)
+        if mode not in ("class", "sample"):
+            raise ValueError(f"mode must be 'class' or 'sample', got {mode!r}")
+        self.mode, self.surrogate = mode, surrogate
+        self.train_steps, self.step_size = int(train_steps), float(step_size)
+        self.pgd_steps = int(pgd_steps if pgd_steps is not None else (1 if mode == "class" else 20))
+        self.stop_error, self.max_rounds = float(stop_error), int(max_rounds)
+        self.batch_size, self.lr = int(batch_size), float(lr)
+        self.portion = float(portion if portion is not None else (0.2 if mode == "class" else 1.0))
+        self.deltas = None
+        self.history: list = []  # (round, surrogate loss, accuracy on perturbed data)
+        self.device = default_device()
+
+    @property
+    def cost(self) -> str:
+        return (f"surrogate {self.surrogate}; up to {self.max_rounds} rounds of "
+                f"{self.train_steps} SGD steps + one PGD pass ({self.pgd_steps} steps/batch) "
+                f"over {self.portion:.0%} of the data")
+
+    def _pgd(self, model, x, d, y):
+        """Signed descent on CE, projected to the ε-ball and to valid images."""
+        model.eval()
+        d = d.clone()
+        for _ in range(self.pgd_steps):
+            d.requires_grad_(True)
+            loss = F.cross_entropy(model((x + d).clamp(0, 1) - 0.5), y)
+            (g,) = torch.autograd.grad(loss, d)
+            with torch.no_grad():
+                d = (d - self.step_size * g.sign()).clamp(-self.eps, self.eps)
+                d = (x + d).clamp(0, 1) - x
+        return d.detach()
+
+    def _fit(self, images, labels):
+        dev = self.device
+        gen = torch.Generator().manual_seed(self.seed)
+        torch.manual_seed(self.seed)
+        n_classes = int(labels.max()) + 1
+        if self.mode == "class":
+            sel = stratified_indices(labels, self.portion, gen)
+        else:
+            sel = torch.arange(len(labels))
+        x = images[sel].to(dev).float() / 255
+        y = labels[sel].to(dev)
+        n = len(y)
+        shape = (n_classes if self.mode == "class" else n, *x.shape[1:])
+        delta = torch.zeros(shape, device=dev)
+        model, opt = self._make_surrogate(n_classes, x.shape[-1], x.shape[1], dev)
+        bs = min(self.batch_size, n)
+        cursor, perm = 0, torch.randperm(n, generator=gen)
+        self.history = []
+        for rnd in range(self.max_rounds):
+            losses = []
+            for _ in range(self.train_steps):
+                if cursor + bs > n:
+                    cursor, perm = 0, torch.randperm(n, generator=gen)
+                idx = perm[cursor:cursor + bs].to(dev)
+                cursor += bs
+                d = delta[y[idx]] if self.mode == "class" else delta[idx]
+                losses.append(self._step(model, opt, (x[idx] + d).clamp(0, 1), y[idx]))
+            order = torch.randperm(n, generator=gen).to(dev)
+            for i in range(0, n, bs):
+                idx = order[i:i + bs]
+                yb = y[idx]
+                if self.mode == "class":
+                    d = self._pgd(model, x[idx], delta[yb], yb)
+                    for c in torch.unique(yb):
+                        delta[c] = d[yb == c].mean(0).clamp(-self.eps, self.eps)
+                else:
+                    delta[idx] = self._pgd(model, x[idx], delta[idx], yb)
+            d_all = delta[y] if self.mode == "class" else delta
+            acc = self._accuracy(model, (x + d_all).clamp(0, 1), y)
+            self.history.append((rnd + 1, sum(losses) / len(losses), acc))
+            if 1.0 - acc <= self.stop_error:
+                break
+        self.deltas = delta.cpu()
+        self.surrogate_model = model.eval()  # kept for inspection; not part of the saved state
+
+    def perturb(self, x, labels):
+        if self.mode == "class":
+            if labels is None:
+                raise ValueError("class-wise em needs labels at apply()")
+            if int(labels.max()) >= self.deltas.shape[0]:
+                raise ValueError(f"label {int(labels.max())} was not seen at fit")
+            return x + self.deltas[labels]
+        if x.shape != self.deltas.shape:
+            raise ValueError(f"sample-wise em was fitted on {tuple(self.deltas.shape)} images; "
+                             f"apply() got {tuple(x.shape)} (pass the same images, same order)")
+        return x + self.deltas
