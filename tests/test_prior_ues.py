@@ -128,4 +128,19 @@ def test_em_reduces_surrogate_loss_within_budget(small, mode):
 
 
 def test_all_registered():
-    assert {"none", "random", "ar", "lsp", "ops", "cuda", "em"} <= set(protections.names())
+    assert {"none", "random", "ar", "lsp", "ops", "cuda", "em", "tap"} <= set(protections.names())
+
+
+def test_tap_pushes_surrogate_to_next_class(small):
+    x, y = small
+    p = protections.get("tap", seed=0, steps=10, surrogate_epochs=10, batch_size=150)
+    p.device = torch.device("cpu")
+    out = p.fit(x, y).apply(x, y)
+    assert int((out.int() - x.int()).abs().max()) <= 8
+    assert "PGD" in p.cost
+    with torch.no_grad():
+        m = p.surrogate_model
+        hit = lambda z: float((m(z.float() / 255 - 0.5).argmax(1) == (y + 1) % 10).float().mean())
+        assert hit(out) > hit(x) + 0.1, (hit(out), hit(x))
+    with pytest.raises(ValueError, match="same images"):
+        p.apply(x[:3], y[:3])

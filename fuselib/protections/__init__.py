@@ -14,7 +14,7 @@ from ..registry import Registry
 REGISTRY = Registry("protection")
 
 from .base import Protection, atomic_save, check_eps  # noqa: E402
-from . import none, random_noise, ar, lsp, ops, cuda, em  # noqa: E402,F401  (registers them)
+from . import none, random_noise, ar, lsp, ops, cuda, em, tap  # noqa: E402,F401  (registers)
 
 
 def names() -> list:
