@@ -1,4 +1,4 @@
-"""The ``fuselib`` command: ``fuselib demo | info | evaluate``."""
+"""The ``fuselib`` command: ``fuselib demo | info | evaluate | grid | profile``."""
 from __future__ import annotations
 
 import argparse
@@ -97,6 +97,50 @@ def cmd_evaluate(args):
               f"{' [cached]' if r['cached'] else ''}")
 
 
+def cmd_grid(args):
+    """Every protection × countermeasure, one table of clean test accuracy (final / peak)."""
+    from . import experiments
+
+    df = experiments.grid(protections=args.protections, countermeasures=args.countermeasures,
+                          trainer=args.trainer, scale=args.scale, seeds=args.seeds,
+                          data_root=args.data_root, cache=not args.no_cache)
+    df["cell"] = [f"{a:6.2%} ({p:6.2%})" for a, p in zip(df.accuracy, df.peak_accuracy)]
+    table = df.pivot_table(index="protection", columns="countermeasure", values="cell",
+                           aggfunc="first", sort=False)
+    print(f"clean test accuracy, final (peak) | trainer {args.trainer}, scale {args.scale}, "
+          f"seeds {args.seeds}, {df.arch.iloc[0]}")
+    print(table.to_string())
+    print(f"{len(df)} runs, {int(df.cached.sum())} from the cache, "
+          f"{df.seconds[~df.cached].sum():.0f} s computed")
+    if args.csv:
+        from pathlib import Path
+
+        out = Path(args.csv)
+        tmp = out.with_name(f".{out.name}.tmp")
+        df.drop(columns=["cell"]).to_csv(tmp, index=False)
+        tmp.replace(out)
+        print(f"wrote {out}")
+
+
+def cmd_profile(args):
+    """Spectral energy of each protection's perturbations in low / mid / high radial bands."""
+    from . import experiments, spectral
+
+    edges = [0, 1 / 3, 2 / 3, 1]
+    r = spectral.radial_frequency((32, 32))
+    share = [float(((r >= lo) & ((r <= hi) if hi == 1 else (r < hi))).float().mean())
+             for lo, hi in zip(edges[:-1], edges[1:])]
+    print(f"energy of protected - clean, orthonormal DCT, radial r in [0, 1] | scale "
+          f"{args.scale}, seed {args.seed}")
+    print(f"{'protection':40s} {'low <1/3':>9} {'mid':>9} {'high >=2/3':>11}")
+    print(f"{'(white noise = share of coefficients)':40s} {share[0]:9.1%} {share[1]:9.1%} "
+          f"{share[2]:11.1%}")
+    for p in args.protections:
+        e = experiments.spectral_profile(p, scale=args.scale, seed=args.seed,
+                                         data_root=args.data_root)
+        print(f"{p:40s} {e[0]:9.1%} {e[1]:9.1%} {e[2]:11.1%}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="fuselib", description=__doc__)
     ap.add_argument("--data-root", default=None, help="dataset root (default: see fuselib.data)")
@@ -124,6 +168,22 @@ def main(argv=None):
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("grid", help="protections x countermeasures -> accuracy table")
+    p.add_argument("protections", nargs="+", help="protection specs, e.g. none em tap:steps=10")
+    p.add_argument("--countermeasures", nargs="+", default=["none"])
+    p.add_argument("--trainer", default="fast", choices=["fast", "standard"])
+    p.add_argument("--scale", default="ci", choices=["ci", "cpu", "paper"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--csv", default=None, help="also write the tidy table here")
+    p.set_defaults(func=cmd_grid)
+
+    p = sub.add_parser("profile", help="spectral energy profile of protections' perturbations")
+    p.add_argument("protections", nargs="+")
+    p.add_argument("--scale", default="ci", choices=["ci", "cpu", "paper"])
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_profile)
 
     args = ap.parse_args(argv)
     try:

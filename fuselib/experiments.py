@@ -187,6 +187,38 @@ def run(protection="none", countermeasure="none", arch=None, trainer="fast", sca
     return {**result, "cached": False}
 
 
+def protected_data(protection="none", scale="ci", seed=0, dataset="cifar10", n_train=None,
+                   data_root=None, cache=True):
+    """The training subset of a run and its protected version: ``(clean, protected, labels)``,
+    all uint8/int64, fitting the protection (or reusing its cached fit) exactly as :func:`run`."""
+    config, prot, _ = build_config(protection, "none", None, "fast", scale, seed, dataset,
+                                   None, n_train, None, data_root)
+    x, y = data.load(dataset, "train", data_root)
+    x, y = subset(x, y, config["n_train"], seed)
+    return x, protect(prot, x, y, config, cache), y
+
+
+def spectral_profile(protection="none", scale="ci", seed=0, bands=(0, 1 / 3, 2 / 3, 1),
+                     basis="dct", max_images=5000, **kw) -> list:
+    """Fraction of the energy of a protection's perturbations (protected − clean, over up to
+    ``max_images`` training images) in each radial band ``bands[i] ≤ r < bands[i+1]``
+    (the last band includes r = 1). Default: low / mid / high thirds of the radial frequency."""
+    from . import spectral
+
+    x, px, _ = protected_data(protection, scale, seed, **kw)
+    d = (px[:max_images].float() - x[:max_images].float()) / 255
+    coeffs = spectral.dct2(d) if basis == "dct" else spectral.fft2(d).abs()
+    energy = (coeffs.abs() ** 2).sum(dim=(0, 1))
+    r = spectral.radial_frequency(d.shape[-2:], basis).to(energy.device)
+    out = []
+    for k, (lo, hi) in enumerate(zip(bands[:-1], bands[1:])):
+        last = k == len(bands) - 2
+        m = (r >= lo) & ((r <= hi) if last else (r < hi))
+        out.append(float(energy[m].sum()))
+    total = sum(out)
+    return [e / total if total > 0 else 0.0 for e in out]
+
+
 def grid(protections=("none",), countermeasures=("none",), archs=(None,), seeds=(0,),
          **common):
     """Every combination of the lists, as one tidy DataFrame (one row per run)."""

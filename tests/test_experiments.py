@@ -64,3 +64,38 @@ def test_bad_names(results_tmp):
         E.run(scale="huge")
     with pytest.raises(KeyError, match="protection"):
         E.run(protection="magic")
+
+
+def test_spectral_profile_and_cli_profile(results_tmp, capsys):
+    from fuselib import cli
+
+    low = E.spectral_profile("lsp", scale="ci")
+    assert len(low) == 3 and abs(sum(low) - 1) < 1e-6 and low[0] > 0.8  # patches: low freq
+    white = E.spectral_profile("random:mode=sample", scale="ci")
+    assert white[1] > white[2] > white[0]  # white noise follows the coefficient shares
+    assert cli.main(["profile", "random", "lsp"]) == 0
+    out = capsys.readouterr().out
+    assert "white noise" in out and out.count("%") == 9
+
+
+def test_cli_grid_table_and_csv(results_tmp, tmp_path, monkeypatch, capsys):
+    from fuselib import cli
+
+    def fake_run(protection, countermeasure, arch, seed, **kw):
+        acc = {"none": 0.9, "random": 0.8}[protection] - (0.1 if countermeasure != "none" else 0)
+        return {"accuracy": acc, "peak_accuracy": acc + 0.01, "peak_epoch": 3, "seconds": 1.0,
+                "cached": False, "curve": [acc], "key": "k", "recipe": {"arch": "fastnet"},
+                "config": {"trainer": kw["trainer"], "scale": kw["scale"]}}
+
+    assert cli.main(["grid", "magic"]) == 2  # unknown protection: a clear error, exit 2
+    assert "unknown protection" in capsys.readouterr().err
+    monkeypatch.setattr(E, "run", fake_run)
+    csv = tmp_path / "t.csv"
+    assert cli.main(["grid", "none", "random", "--countermeasures", "none", "lowpass:0.3",
+                     "--csv", str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert "90.00% (91.00%)" in out and "70.00% (71.00%)" in out and "lowpass:0.3" in out
+    import pandas as pd
+
+    df = pd.read_csv(csv)
+    assert len(df) == 4 and set(df.protection) == {"none", "random"}

@@ -128,7 +128,7 @@ def test_em_reduces_surrogate_loss_within_budget(small, mode):
 
 
 def test_all_registered():
-    assert {"none", "random", "ar", "lsp", "ops", "cuda", "em", "tap"} <= set(protections.names())
+    assert {"none", "random", "ar", "lsp", "ops", "cuda", "em", "tap", "rem"} <= set(protections.names())
 
 
 def test_tap_pushes_surrogate_to_next_class(small):
@@ -144,3 +144,35 @@ def test_tap_pushes_surrogate_to_next_class(small):
         assert hit(out) > hit(x) + 0.1, (hit(out), hit(x))
     with pytest.raises(ValueError, match="same images"):
         p.apply(x[:3], y[:3])
+
+
+def test_rem_minimises_the_loss_under_attack(small):
+    """REM's inner min-max: against a trained surrogate, its noise lowers the loss that remains
+    after the attacker's PGD (the robust loss) far more than it would fall by chance."""
+    from fuselib.train import train
+
+    x, y = small
+    p = protections.get("rem", seed=0, train_steps=3, steps=5, adv_steps=2, batch_size=100)
+    p.device = torch.device("cpu")
+    out = p.fit(x, y).apply(x, y)  # the whole loop runs; the contract test checks the rest
+    assert len(p.history) == 3 and "EOT" in p.cost
+    m = train(x, y, x[:50], y[:50], "fast", seed=0, device="cpu", arch="fastnet", epochs=10,
+              progress=False, batch_size=60, model_kwargs={"widths": (32, 64, 128)})["model"]
+    m.eval()
+    for q in m.parameters():
+        q.requires_grad_(False)
+    gen = torch.Generator().manual_seed(1)
+    xf = x.float() / 255
+    d = p._defend(m, xf, y, gen)
+    assert float(d.abs().max()) <= 8 / 255 + 1e-6
+
+    def robust_loss(z):
+        a = p._attack(m, z, y, gen)
+        return float(torch.nn.functional.cross_entropy(m((z + a).clamp(0, 1) - 0.5), y))
+
+    noise = (torch.rand(xf.shape, generator=gen) * 2 - 1) * 8 / 255
+    assert robust_loss((xf + d).clamp(0, 1)) < robust_loss((xf + noise).clamp(0, 1)) - 0.3
+    with pytest.raises(ValueError, match="same images"):
+        p.apply(x[:3], y[:3])
+    with pytest.raises(ValueError, match="rho"):
+        protections.get("rem", rho=2.0)

@@ -56,6 +56,17 @@ def atomic_save(obj, path) -> Path:
     return path
 
 
+def to_steps(delta: torch.Tensor) -> torch.Tensor:
+    """A float perturbation (image units, [0, 1] scale) as int8 uint8-steps: 4× smaller to keep
+    and, since clean uint8 images are whole steps, ``apply()`` rounds to the same result."""
+    return (delta.detach().cpu().float() * 255).round().clamp(-127, 127).to(torch.int8)
+
+
+def as_float(delta: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`to_steps` (float tensors pass through)."""
+    return delta.float() / 255 if delta.dtype == torch.int8 else delta
+
+
 class Protection(Configurable):
     """Base class: a named, configurable, savable perturbation of a training set."""
 

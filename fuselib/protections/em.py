@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from .. import models
 from . import REGISTRY
-from .base import Protection
+from .base import Protection, as_float, to_steps
 
 SMALL = {"widths": (32, 64, 128)}
 
@@ -160,7 +160,7 @@ class ErrorMinimizing(SurrogateMixin, Protection):
             self.history.append((rnd + 1, sum(losses) / len(losses), acc))
             if 1.0 - acc <= self.stop_error:
                 break
-        self.deltas = delta.cpu()
+        self.deltas = delta.cpu() if self.mode == "class" else to_steps(delta)  # int8 steps
         self.surrogate_model = model.eval()  # kept for inspection; not part of the saved state
 
     def perturb(self, x, labels):
@@ -173,4 +173,4 @@ class ErrorMinimizing(SurrogateMixin, Protection):
         if x.shape != self.deltas.shape:
             raise ValueError(f"sample-wise em was fitted on {tuple(self.deltas.shape)} images; "
                              f"apply() got {tuple(x.shape)} (pass the same images, same order)")
-        return x + self.deltas
+        return x + as_float(self.deltas)

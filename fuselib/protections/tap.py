@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ..train import augment, train
 from . import REGISTRY
-from .base import Protection
+from .base import Protection, as_float, to_steps
 from .em import default_device
 
 
@@ -73,11 +73,11 @@ class TargetedAdversarialPoisoning(Protection):
                     d = (d - self.step_size * g.sign()).clamp(-self.eps, self.eps)
                     d = (x + d).clamp(0, 1) - x
             deltas[i:i + self.batch_size] = d.detach().cpu()
-        self.deltas = deltas
+        self.deltas = to_steps(deltas)  # int8 uint8-steps: exact after apply()'s rounding
         self.surrogate_model = model  # kept for inspection; not part of the saved state
 
     def perturb(self, x, labels):
         if x.shape != self.deltas.shape:
             raise ValueError(f"tap was fitted on {tuple(self.deltas.shape)} images; apply() got "
                              f"{tuple(x.shape)} (pass the same images, same order)")
-        return x + self.deltas
+        return x + as_float(self.deltas)
