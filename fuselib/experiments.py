@@ -28,6 +28,8 @@ import torch
 from . import __version__, countermeasures, data, protections
 from .train import Recipe, default_device, get_recipe, train
 
+_SUITE = countermeasures.SUITE
+
 # scale -> training-set size, test-set size and per-trainer recipe overrides
 SCALES = {
     "ci": dict(n_train=5000, n_test=2000,
@@ -117,7 +119,9 @@ def build_config(protection="none", countermeasure="none", arch=None, trainer="f
     """Resolve names to objects and the full, hashable config of one run."""
     prot = protections.get(protection) if isinstance(protection, str) else protection
     cm = countermeasures.get(countermeasure) if isinstance(countermeasure, str) else countermeasure
-    r = get_recipe(trainer, **_recipe_overrides(scale, trainer, arch, epochs, recipe or {}))
+    # a training-time defence switches trainer options on; they enter the config (and hash)
+    extra = {**cm.recipe, **(recipe or {})}
+    r = get_recipe(trainer, **_recipe_overrides(scale, trainer, arch, epochs, extra))
     dinfo = data.info(dataset, data_root)
     config = {
         "fuselib": __version__,
@@ -161,6 +165,11 @@ def run(protection="none", countermeasure="none", arch=None, trainer="fast", sca
     """One experiment; see the module docstring. ``recipe`` overrides recipe fields."""
     config, prot, cm = build_config(protection, countermeasure, arch, trainer, scale, seed,
                                     dataset, epochs, n_train, n_test, data_root, recipe)
+    if cm.uses_peak:  # early stopping: the undefended run, read at its best epoch
+        base = run(protection, "none", arch, trainer, scale, seed, dataset, epochs, n_train,
+                   n_test, data_root, recipe, cache, device, progress)
+        return {**base, "accuracy": base["peak_accuracy"], "final_accuracy": base["accuracy"],
+                "config": {**base["config"], "countermeasure": _describe(cm)}}
     key = config_key(config)
     path = results_dir() / f"{key}.json"
     if cache:
@@ -175,7 +184,7 @@ def run(protection="none", countermeasure="none", arch=None, trainer="fast", sca
     xtr, ytr = subset(xtr, ytr, config["n_train"], seed)
     xte, yte = subset(xte, yte, config["n_test"], seed)
     protected = protect(prot, xtr, ytr, config, cache)
-    seen = cm(protected)
+    seen = cm(protected, ytr)
     out = train(seen, ytr, xte, yte, Recipe(**config["recipe"]), seed=seed,
                 device=device or default_device(), progress=progress)
     STATS["trained"] += 1
@@ -221,9 +230,15 @@ def spectral_profile(protection="none", scale="ci", seed=0, bands=(0, 1 / 3, 2 /
 
 def grid(protections=("none",), countermeasures=("none",), archs=(None,), seeds=(0,),
          **common):
-    """Every combination of the lists, as one tidy DataFrame (one row per run)."""
+    """Every combination of the lists, as one tidy DataFrame (one row per run).
+
+    ``countermeasures="all"`` is the whole suite, :data:`fuselib.countermeasures.SUITE`."""
     import pandas as pd
 
+    if isinstance(countermeasures, str):
+        countermeasures = _SUITE if countermeasures == "all" else (countermeasures,)
+    if isinstance(protections, str):
+        protections = (protections,)
     rows = []
     for p in protections:
         for c in countermeasures:

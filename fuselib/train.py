@@ -53,6 +53,15 @@ class Recipe:
     amp: str = "auto"               # "bf16", "off", or "auto": bf16 where the device has it
     compile: bool = False
     model_kwargs: dict = field(default_factory=dict)
+    # training-time defences (fuselib.defenses); off by default
+    cutout: int = 0                 # square side in pixels (16 on 32x32 in the protocol)
+    mix: str = "none"               # "none", "mixup" or "cutmix"
+    mix_alpha: float = 1.0          # λ ~ Beta(α, α)
+    adv: str = "none"               # adversarial training: "none", "linf" or "l2"
+    adv_eps: float = 8 / 255
+    adv_steps: int = 10
+    adv_step: float = 2 / 255
+    ueraser: int = 0                # K strong-augmentation draws per image (0: off)
 
 
 RECIPES = {
@@ -80,6 +89,12 @@ def get_recipe(recipe="fast", **overrides) -> Recipe:
         raise ValueError(f"amp must be 'auto', 'bf16' or 'off', got {r.amp!r}")
     if r.epochs < 1 or r.batch_size < 1:
         raise ValueError("epochs and batch_size must be >= 1")
+    if r.mix not in ("none", "mixup", "cutmix"):
+        raise ValueError(f"mix must be 'none', 'mixup' or 'cutmix', got {r.mix!r}")
+    if r.adv not in ("none", "linf", "l2"):
+        raise ValueError(f"adv must be 'none', 'linf' or 'l2', got {r.adv!r}")
+    if r.cutout < 0 or r.ueraser < 0 or r.adv_steps < 0:
+        raise ValueError("cutout, ueraser and adv_steps must be >= 0")
     return r
 
 
@@ -188,6 +203,25 @@ def _param_groups(model: nn.Module, weight_decay: float):
             {"params": no_decay, "weight_decay": 0.0}]
 
 
+def _defend(model, x, y, r: Recipe, gen, device):
+    """The recipe's training-time defences on one augmented batch (see fuselib.defenses).
+
+    Returns ``(inputs, partner_labels or None, λ)``."""
+    from . import defenses
+
+    y2, lam = None, 1.0
+    if r.ueraser:
+        x = defenses.ueraser_inputs(model, x, y, r.ueraser, gen, lambda: autocast(device, r.amp))
+    if r.cutout:
+        x = defenses.cutout(x, r.cutout, gen)
+    if r.mix != "none":
+        x, partner, lam = defenses.mix(x, r.mix, r.mix_alpha, gen)
+        y2 = y[partner]
+    if r.adv != "none":
+        x = defenses.pgd(model, x, y, r.adv, r.adv_eps, r.adv_steps, r.adv_step, gen)
+    return x, y2, lam
+
+
 # --------------------------------------------------------------------------- the loop
 def train(train_images, train_labels, test_images, test_labels, recipe="fast", *,
           seed: int = 0, device=None, num_classes: int | None = None, progress=None,
@@ -236,12 +270,16 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
         for i in range(steps_per_epoch):
             idx = perm[i * bs:(i + 1) * bs]
             x = augment(to_input(xs[idx]), gen, r.translate, r.pad_mode, r.flip)
+            y = ys[idx]
+            x, y2, lam = _defend(step_model, x, y, r, gen, device)
             if r.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            y = ys[idx]
             with autocast(device, r.amp):
                 logits = step_model(x)
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=r.label_smoothing)
+                if y2 is not None:
+                    loss = lam * loss + (1 - lam) * F.cross_entropy(
+                        logits.float(), y2, label_smoothing=r.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

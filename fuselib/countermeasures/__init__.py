@@ -9,7 +9,17 @@ from ..registry import Registry
 REGISTRY = Registry("countermeasure")
 
 from .base import Countermeasure  # noqa: E402
-from . import filters  # noqa: E402,F401  (registers the members)
+from . import filters, squeeze, training, projection, purify  # noqa: E402,F401  (registers)
+
+
+# the whole suite, with the Deep Hiding protocol's settings (shared/reference/protocol.md);
+# grid(countermeasures="all") sweeps it
+SUITE = (
+    "none", "lowpass:0.25", "highpass:0.25", "bandstop:lo=0.25,hi=0.5",
+    "mean", "median", "gaussian", "bdr", "grayscale", "noise", "jpeg:10", "jpeg:50",
+    "cutout", "cutmix", "mixup", "adv:linf", "adv:l2", "ueraser",
+    "orthogonal", "dvae", "early_stop",
+)
 
 
 def names() -> list:
@@ -21,4 +31,4 @@ def get(spec: str, **kwargs) -> Countermeasure:
     return REGISTRY.get(spec, **kwargs)
 
 
-__all__ = ["Countermeasure", "REGISTRY", "get", "names"]
+__all__ = ["Countermeasure", "REGISTRY", "SUITE", "get", "names"]
