@@ -109,6 +109,22 @@ def _recipe_overrides(scale: str, trainer: str, arch: str | None, epochs: int | 
     return over
 
 
+def _recipe_config(r: Recipe) -> dict:
+    """The recipe as it enters a config: training-time defence fields appear only when switched
+    on, so adding a defence to the trainer does not change the key of every undefended run."""
+    rec = asdict(r)
+    off = {"cutout": 0, "mix": "none", "adv": "none", "ueraser": 0}
+    if rec["mix"] == "none":
+        rec.pop("mix_alpha")
+    if rec["adv"] == "none":
+        for k in ("adv_eps", "adv_steps", "adv_step"):
+            rec.pop(k)
+    for k, v in off.items():
+        if rec[k] == v:
+            rec.pop(k)
+    return rec
+
+
 def _describe(obj) -> dict:
     return {"name": obj.name, **obj.config()}
 
@@ -129,7 +145,7 @@ def build_config(protection="none", countermeasure="none", arch=None, trainer="f
         "protection": _describe(prot),
         "countermeasure": _describe(cm),
         "trainer": trainer,
-        "recipe": asdict(r),
+        "recipe": _recipe_config(r),
         "scale": scale,
         "n_train": n_train if n_train is not None else SCALES[scale]["n_train"],
         "n_test": n_test if n_test is not None else SCALES[scale]["n_test"],

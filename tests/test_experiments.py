@@ -99,3 +99,13 @@ def test_cli_grid_table_and_csv(results_tmp, tmp_path, monkeypatch, capsys):
 
     df = pd.read_csv(csv)
     assert len(df) == 4 and set(df.protection) == {"none", "random"}
+
+
+def test_defence_fields_enter_the_config_only_when_on(results_tmp):
+    plain, _, _ = E.build_config()
+    assert not {"cutout", "mix", "adv", "ueraser", "adv_eps"} & set(plain["recipe"])
+    cut, _, _ = E.build_config(countermeasure="cutout:8")
+    adv, _, _ = E.build_config(countermeasure="adv:l2")
+    assert cut["recipe"]["cutout"] == 8 and "adv" not in cut["recipe"]
+    assert adv["recipe"]["adv"] == "l2" and adv["recipe"]["adv_eps"] == 1.0
+    assert len({E.config_key(c) for c in (plain, cut, adv)}) == 3
