@@ -101,7 +101,8 @@ def cmd_grid(args):
     """Every protection × countermeasure, one table of clean test accuracy (final / peak)."""
     from . import experiments
 
-    df = experiments.grid(protections=args.protections, countermeasures=args.countermeasures,
+    cms = "all" if args.countermeasures == ["all"] else args.countermeasures
+    df = experiments.grid(protections=args.protections, countermeasures=cms,
                           trainer=args.trainer, scale=args.scale, seeds=args.seeds,
                           data_root=args.data_root, cache=not args.no_cache)
     df["cell"] = [f"{a:6.2%} ({p:6.2%})" for a, p in zip(df.accuracy, df.peak_accuracy)]
@@ -171,7 +172,8 @@ def main(argv=None):
 
     p = sub.add_parser("grid", help="protections x countermeasures -> accuracy table")
     p.add_argument("protections", nargs="+", help="protection specs, e.g. none em tap:steps=10")
-    p.add_argument("--countermeasures", nargs="+", default=["none"])
+    p.add_argument("--countermeasures", nargs="+", default=["none"],
+                   help="countermeasure specs, or 'all' for the whole suite")
     p.add_argument("--trainer", default="fast", choices=["fast", "standard"])
     p.add_argument("--scale", default="ci", choices=["ci", "cpu", "paper"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
