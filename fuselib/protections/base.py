@@ -56,6 +56,15 @@ def atomic_save(obj, path) -> Path:
     return path
 
 
+def linf_step(x: torch.Tensor, d: torch.Tensor, grad: torch.Tensor, step: float,
+              radius: float) -> torch.Tensor:
+    """One signed-gradient step of a perturbation ``d`` of images ``x`` in [0, 1] (``step`` < 0
+    descends), projected to ``‖d‖∞ ≤ radius`` and to valid images; detached."""
+    with torch.no_grad():
+        d = (d + step * grad.sign()).clamp(-radius, radius)
+        return ((x + d).clamp(0, 1) - x).detach()
+
+
 def to_steps(delta: torch.Tensor) -> torch.Tensor:
     """A float perturbation (image units, [0, 1] scale) as int8 uint8-steps: 4× smaller to keep
     and, since clean uint8 images are whole steps, ``apply()`` rounds to the same result."""

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from .. import models
 from . import REGISTRY
-from .base import Protection, as_float, to_steps
+from .base import Protection, as_float, linf_step, to_steps
 
 SMALL = {"widths": (32, 64, 128)}
 
@@ -113,10 +113,8 @@ class ErrorMinimizing(SurrogateMixin, Protection):
             d.requires_grad_(True)
             loss = F.cross_entropy(model((x + d).clamp(0, 1) - 0.5), y)
             (g,) = torch.autograd.grad(loss, d)
-            with torch.no_grad():
-                d = (d - self.step_size * g.sign()).clamp(-self.eps, self.eps)
-                d = (x + d).clamp(0, 1) - x
-        return d.detach()
+            d = linf_step(x, d, g, -self.step_size, self.eps)
+        return d
 
     def _fit(self, images, labels):
         dev = self.device

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from ..train import augment
 from . import REGISTRY
-from .base import Protection, as_float, to_steps
+from .base import Protection, as_float, linf_step, to_steps
 from .em import SurrogateMixin, default_device
 
 
@@ -97,10 +97,8 @@ class RobustErrorMinimizing(SurrogateMixin, Protection):
             a.requires_grad_(True)
             loss = F.cross_entropy(model((z + a).clamp(0, 1) - 0.5), y)
             (g,) = torch.autograd.grad(loss, a)
-            with torch.no_grad():
-                a = (a + self.adv_step_size * g.sign()).clamp(-self.rho, self.rho)
-                a = (z + a).clamp(0, 1) - z
-        return a.detach()
+            a = linf_step(z, a, g, self.adv_step_size, self.rho)
+        return a
 
     def _defend(self, model, x, y, gen):
         """The protector: δ_u minimising the expected loss under the attacker, random start."""
@@ -115,10 +113,8 @@ class RobustErrorMinimizing(SurrogateMixin, Protection):
                 a = self._attack(model, z, y, gen)
                 loss = F.cross_entropy(model((z + a).clamp(0, 1) - 0.5), y)
                 grad += torch.autograd.grad(loss, d)[0]
-            with torch.no_grad():
-                d = (d - self.step_size * grad.sign()).clamp(-self.eps, self.eps)
-                d = (x + d).clamp(0, 1) - x
-        return d.detach()
+            d = linf_step(x, d, grad, -self.step_size, self.eps)
+        return d
 
     def _fit(self, images, labels):
         dev = self.device

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ..train import augment, train
 from . import REGISTRY
-from .base import Protection, as_float, to_steps
+from .base import Protection, as_float, linf_step, to_steps
 from .em import default_device
 
 
@@ -69,10 +69,8 @@ class TargetedAdversarialPoisoning(Protection):
                     z = augment(z, gen, translate=4, pad_mode="constant", flip=True)
                 loss = F.cross_entropy(model(z.contiguous()), target)
                 (g,) = torch.autograd.grad(loss, d)
-                with torch.no_grad():
-                    d = (d - self.step_size * g.sign()).clamp(-self.eps, self.eps)
-                    d = (x + d).clamp(0, 1) - x
-            deltas[i:i + self.batch_size] = d.detach().cpu()
+                d = linf_step(x, d, g, -self.step_size, self.eps)
+            deltas[i:i + self.batch_size] = d.cpu()
         self.deltas = to_steps(deltas)  # int8 uint8-steps: exact after apply()'s rounding
         self.surrogate_model = model  # kept for inspection; not part of the saved state
 
