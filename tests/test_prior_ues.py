@@ -128,7 +128,7 @@ def test_em_reduces_surrogate_loss_within_budget(small, mode):
 
 
 def test_all_registered():
-    assert {"none", "random", "ar", "lsp", "ops", "cuda", "em", "tap", "rem"} <= set(protections.names())
+    assert {"none", "random", "ar", "lsp", "ops", "cuda", "em", "tap", "rem", "dh", "uc"} <= set(protections.names())
 
 
 def test_tap_pushes_surrogate_to_next_class(small):

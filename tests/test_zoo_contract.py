@@ -19,6 +19,11 @@ TINY = {
     "em:mode=sample": (dict(max_rounds=2, train_steps=2, pgd_steps=1, batch_size=50), False),
     "tap": (dict(steps=2, surrogate_epochs=1, batch_size=50), False),
     "rem": (dict(train_steps=3, steps=1, adv_steps=1, batch_size=50), False),
+    "dh": (dict(steps=3, batch_size=30), False),  # sample-wise δ, nearly class-consistent
+    "dh:mode=sample": (dict(steps=3, batch_size=30), False),
+    "uc": (dict(clusters=4, surrogate_epochs=1, gen_width=8, gen_blocks=1, gen_steps=3), False),
+    "fuse": (dict(epochs=1, portion=1.0, batch_size=30, surrogate_steps=2), True),
+    "fuse:input=noise": (dict(epochs=1, portion=1.0, batch_size=30, surrogate_steps=2), True),
 }
 
 

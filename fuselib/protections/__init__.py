@@ -14,7 +14,7 @@ from ..registry import Registry
 REGISTRY = Registry("protection")
 
 from .base import Protection, atomic_save, check_eps  # noqa: E402
-from . import none, random_noise, ar, lsp, ops, cuda, em, tap, rem  # noqa: E402,F401  (registers)
+from . import none, random_noise, ar, lsp, ops, cuda, em, tap, rem, dh, uc, fuse  # noqa: E402,F401  (registers)
 
 
 def names() -> list:

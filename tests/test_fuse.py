@@ -1,0 +1,133 @@
+"""FUSE: the generator, the two training ideas, checkpoint/resume and torchrun."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fuselib import protections, spectral
+from fuselib.fuse import FuseConfig, FuseTrainer
+from fuselib.generator import Generator, class_mean
+
+TINY = dict(epochs=2, portion=1.0, batch_size=40, surrogate_steps=3)
+
+
+@pytest.fixture(scope="module")
+def small():
+    import fuselib
+
+    x, y = fuselib.data.load("cifar10", "train")
+    keep = torch.cat([(y == c).nonzero().flatten()[:12] for c in range(10)]).sort().values
+    return x[keep], y[keep]
+
+
+@pytest.mark.parametrize("size", [(32, 32), (30, 34), (64, 48)])
+def test_generator_is_bounded_at_any_size(size):
+    torch.manual_seed(0)
+    g = Generator(eps=8 / 255)
+    with torch.no_grad():
+        for p in g.out.parameters():
+            p.mul_(50)  # saturate the tanh: the bound must still hold
+        d = g(torch.rand(3, 3, *size))
+    assert d.shape == (3, 3, *size)
+    assert float(d.abs().max()) <= 8 / 255 + 1e-7 and float(d.abs().max()) > 7 / 255
+
+
+def test_class_mean():
+    d = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 3, 2, 2)
+    m = class_mean(d, torch.tensor([0, 0, 2, 2]), 3)
+    assert m[0].eq(0.5).all() and m[1].eq(0).all() and m[2].eq(2.5).all()
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="unknown setting"):
+        protections.get("fuse", warp=3)
+    with pytest.raises(ValueError, match="input"):
+        protections.get("fuse", input="text")
+    with pytest.raises(ValueError, match="cutoff"):
+        protections.get("fuse", cbg_cutoff=1.5)
+
+
+def test_objective_switches(small):
+    """RSM changes what the unlearnability loss sees; CBG adds its terms; off means absent."""
+    x, y = small
+    x = x[:40].float() / 255
+    y = y[:40]
+    torch.manual_seed(0)
+    f = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    d = (torch.rand(x.shape) * 2 - 1) * 8 / 255
+    losses = {}
+    for rsm in (False, True):
+        for cbg in (False, True):
+            t = FuseTrainer(FuseConfig(rsm=rsm, cbg=cbg))
+            gen = torch.Generator().manual_seed(0)
+            loss, parts = t.generator_loss(f, x, y, d, gen)
+            losses[rsm, cbg] = (float(loss), parts)
+    assert set(losses[False, False][1]) == {"ue"}
+    assert {"ce_low", "ce_high", "kl"} <= set(losses[False, True][1])
+    assert losses[True, False][1]["ue"] != losses[False, False][1]["ue"]  # a band was removed
+    assert losses[False, True][0] > losses[False, False][0]
+
+
+def test_rsm_removes_every_band_over_training():
+    """The bands RSM draws cover the whole spectrum, the lowest radii included."""
+    lo, hi = spectral.sample_bands(4000, 0.1, 0.5, torch.Generator().manual_seed(0))
+    for r in (0.0, 0.05, 0.5, 0.95, 1.0):
+        share = float(((lo <= r) & (r <= hi)).float().mean())
+        assert 0.15 < share < 0.45, (r, share)
+
+
+def test_fit_lowers_the_surrogate_loss_and_is_class_wise(small):
+    x, y = small
+    p = protections.get("fuse", epochs=4, portion=1.0, batch_size=40, surrogate_steps=5)
+    p.device = torch.device("cpu")
+    out = p.fit(x, y).apply(x, y)
+    assert int((out.int() - x.int()).abs().max()) <= 8
+    assert p.deltas.shape == (10, 3, 32, 32)
+    assert len(p.history) == 4 and p.history[-1]["ue"] < p.history[0]["ue"]
+    assert "RSM on, CBG on" in p.cost
+    # the trained generator perturbs images of another size, class-wise
+    big = torch.nn.functional.interpolate(x[:20].float(), size=(40, 40)).round().to(torch.uint8)
+    d = p.perturbations_for(big, y[:20])
+    assert d.shape[1:] == (3, 40, 40) and float(d.abs().max()) <= 8 / 255 + 1e-7
+    with pytest.raises(ValueError, match="perturbations_for"):
+        p.apply(big, y[:20])
+
+
+def test_resume_after_interruption_gives_the_same_result(small, tmp_path, monkeypatch):
+    x, y = small
+    cfg = FuseConfig(**TINY)
+    whole = FuseTrainer(cfg, "cpu").fit(x, y)
+
+    ckpt = tmp_path / "fuse.ckpt"
+    real_save = FuseTrainer._save
+
+    def save_then_die(self, epoch, gen):
+        real_save(self, epoch, gen)
+        raise KeyboardInterrupt  # killed right after the first epoch's checkpoint
+
+    monkeypatch.setattr(FuseTrainer, "_save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        FuseTrainer(cfg, "cpu", checkpoint=str(ckpt)).fit(x, y)
+    monkeypatch.setattr(FuseTrainer, "_save", real_save)
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 1
+    resumed = FuseTrainer(cfg, "cpu", checkpoint=str(ckpt)).fit(x, y)
+    assert torch.equal(resumed, whole)
+    with pytest.raises(ValueError, match="another config"):
+        FuseTrainer(FuseConfig(**{**TINY, "cbg_kl": 2.0}), "cpu", checkpoint=str(ckpt)).fit(x, y)
+
+
+def test_torchrun_two_cpu_processes(tmp_path):
+    """DDP with gloo: two processes train one generator and stay in sync."""
+    out = tmp_path / "fuse.pt"
+    env = {**os.environ, "FUSELIB_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "-m", "fuselib.fuse", "--out", str(out), "--images", "200", "--epochs", "1",
+           "--portion", "1.0", "--batch-size", "40", "--surrogate-steps", "2", "--report-sync"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    hashes = [line.split()[-1] for line in res.stdout.splitlines() if line.startswith("rank ")]
+    assert len(hashes) == 2 and hashes[0] == hashes[1], res.stdout
+    p = protections.load(out)
+    assert p.deltas.shape == (10, 3, 32, 32) and float(p.deltas.abs().max()) <= 8 / 255 + 1e-7
