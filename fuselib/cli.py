@@ -1,4 +1,4 @@
-"""The ``fuselib`` command: ``fuselib demo | info | evaluate | grid | profile``."""
+"""The ``fuselib`` command: ``fuselib demo | info | evaluate | grid | profile | protect``."""
 from __future__ import annotations
 
 import argparse
@@ -142,6 +142,25 @@ def cmd_profile(args):
         print(f"{p:40s} {e[0]:9.1%} {e[1]:9.1%} {e[2]:11.1%}")
 
 
+def cmd_protect(args):
+    """Protect an ImageFolder tree with FUSE (see fuselib.protect)."""
+    from .protect import protect_folder
+
+    settings = {"epochs": args.epochs, "portion": args.portion, "batch_size": args.batch_size}
+    t0 = time.perf_counter()
+    s = protect_folder(args.input, args.output, checkpoint=args.checkpoint,
+                       train_size=args.train_size, seed=args.seed,
+                       **({} if args.checkpoint else settings))
+    print(f"wrote {s['written']} protected PNGs to {args.output} "
+          f"(max |δ| {s['max_abs_delta']}/255, min PSNR {s['min_psnr_db']:.1f} dB) in "
+          f"{time.perf_counter() - t0:.0f} s; manifest {s['manifest']}")
+    if s["skipped"]:
+        print(f"skipped {s['skipped']} unreadable file(s): see the manifest", file=sys.stderr)
+    if args.save_protection:
+        s["protection"].save(args.save_protection)
+        print(f"saved the FUSE protection to {args.save_protection} (reuse with --checkpoint)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="fuselib", description=__doc__)
     ap.add_argument("--data-root", default=None, help="dataset root (default: see fuselib.data)")
@@ -186,6 +205,18 @@ def main(argv=None):
     p.add_argument("--scale", default="ci", choices=["ci", "cpu", "paper"])
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("protect", help="protect an image folder (class = sub-folder) with FUSE")
+    p.add_argument("input", help="ImageFolder tree: INPUT/<class>/<images>")
+    p.add_argument("output", help="where the protected PNG tree and manifest.csv go")
+    p.add_argument("--checkpoint", default=None, help="a saved fuse protection (else train one)")
+    p.add_argument("--save-protection", default=None, help="save the trained protection here")
+    p.add_argument("--train-size", type=int, default=32, help="training resolution")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--portion", type=float, default=1.0)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_protect)
 
     args = ap.parse_args(argv)
     try:
