@@ -78,7 +78,7 @@ def test_rsm_removes_every_band_over_training():
         assert 0.15 < share < 0.45, (r, share)
 
 
-def test_fit_lowers_the_surrogate_loss_and_is_class_wise(small):
+def test_fit_lowers_the_surrogate_loss_and_is_class_wise(small, tmp_path):
     x, y = small
     p = protections.get("fuse", epochs=4, portion=1.0, batch_size=40, surrogate_steps=5)
     p.device = torch.device("cpu")
@@ -87,6 +87,8 @@ def test_fit_lowers_the_surrogate_loss_and_is_class_wise(small):
     assert p.deltas.shape == (10, 3, 32, 32)
     assert len(p.history) == 4 and p.history[-1]["ue"] < p.history[0]["ue"]
     assert "RSM on, CBG on" in p.cost
+    q = protections.load(p.save(tmp_path / "fuse.pt"))
+    assert q.history == p.history and torch.equal(q.apply(x, y), out)
     # the trained generator perturbs images of another size, class-wise
     big = torch.nn.functional.interpolate(x[:20].float(), size=(40, 40)).round().to(torch.uint8)
     d = p.perturbations_for(big, y[:20])

@@ -39,6 +39,14 @@ class FUSE(Protection):
     def config(self) -> dict:
         return asdict(self.cfg)
 
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "history": self.history}  # per-epoch losses, to inspect
+
+    def load_state_dict(self, state: dict) -> None:
+        state = dict(state)
+        self.history = list(state.pop("history", []))
+        super().load_state_dict(state)
+
     @property
     def cost(self) -> str:
         c = self.cfg
