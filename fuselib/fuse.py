@@ -87,7 +87,9 @@ class FuseConfig:
         return self
 
 
-def _sym_kl(a_logits, b_logits):
+def cross_band_consistency(a_logits, b_logits):
+    """Symmetric KL between the surrogate's predictions on ``x + δ_low`` and ``x + δ_high``:
+    zero exactly when the two bands lead to the same predictions."""
     la, lb = F.log_softmax(a_logits, 1), F.log_softmax(b_logits, 1)
     return 0.5 * (F.kl_div(la, lb, log_target=True, reduction="batchmean")
                   + F.kl_div(lb, la, log_target=True, reduction="batchmean"))
@@ -138,7 +140,7 @@ class FuseTrainer:
             lo_logits, hi_logits = self._logits(model, x, low), self._logits(model, x, d - low)
             parts["ce_low"] = F.cross_entropy(lo_logits, y)
             parts["ce_high"] = F.cross_entropy(hi_logits, y)
-            parts["kl"] = _sym_kl(lo_logits, hi_logits)
+            parts["kl"] = cross_band_consistency(lo_logits, hi_logits)
             loss = loss + c.cbg_weight * (parts["ce_low"] + c.cbg_high * parts["ce_high"]
                                           + c.cbg_kl * parts["kl"])
         return loss, {k: float(v.detach()) for k, v in parts.items()}

@@ -70,6 +70,29 @@ def test_objective_switches(small):
     assert losses[False, True][0] > losses[False, False][0]
 
 
+def test_rsm_mask_is_one_contiguous_band_and_never_everything():
+    lo, hi = spectral.sample_bands(500, 0.1, 0.5, torch.Generator().manual_seed(1))
+    r = spectral.radial_frequency((32, 32))
+    masks = spectral.band_mask((32, 32), lo, hi)  # 1 where RSM removes
+    for m, a, b in zip(masks, lo, hi):
+        removed = r[m.bool()]
+        kept = r[~m.bool()]
+        assert kept.numel() > 0  # never the whole spectrum
+        if removed.numel():
+            # contiguous in r: nothing kept lies between the smallest and largest removed radius
+            inside = (kept >= removed.min()) & (kept <= removed.max())
+            assert not bool(inside.any()) and float(b - a) <= 0.5 + 1e-6
+
+
+def test_cbg_is_zero_exactly_when_the_bands_agree():
+    from fuselib.fuse import cross_band_consistency
+
+    a = torch.randn(16, 10)
+    assert float(cross_band_consistency(a, a.clone())) == 0.0
+    assert float(cross_band_consistency(a, a + 5.0)) < 1e-6  # same softmax
+    assert float(cross_band_consistency(a, torch.randn(16, 10))) > 0.01
+
+
 def test_rsm_removes_every_band_over_training():
     """The bands RSM draws cover the whole spectrum, the lowest radii included."""
     lo, hi = spectral.sample_bands(4000, 0.1, 0.5, torch.Generator().manual_seed(0))
@@ -89,6 +112,9 @@ def test_fit_lowers_the_surrogate_loss_and_is_class_wise(small, tmp_path):
     assert "RSM on, CBG on" in p.cost
     q = protections.load(p.save(tmp_path / "fuse.pt"))
     assert q.history == p.history and torch.equal(q.apply(x, y), out)
+    assert (tmp_path / "fuse.pt").stat().st_size < 1_000_000  # a small file: ~85k weights + δ
+    pngs = p.save_previews(tmp_path / "previews")
+    assert len(pngs) == 11 and all(f.is_file() for f in pngs)
     # the trained generator perturbs images of another size, class-wise
     big = torch.nn.functional.interpolate(x[:20].float(), size=(40, 40)).round().to(torch.uint8)
     d = p.perturbations_for(big, y[:20])

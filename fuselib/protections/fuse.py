@@ -63,6 +63,26 @@ class FUSE(Protection):
         self.history = trainer.history
         self.surrogate_model = trainer.f.eval()  # kept for inspection; not saved
 
+    def save_previews(self, folder, scale: int = 4) -> list:
+        """One PNG per class of its perturbation, mapped from [-ε, ε] to [0, 255] and enlarged
+        ``scale``× (nearest neighbour), plus ``all.png`` with the classes side by side."""
+        from pathlib import Path
+
+        from PIL import Image
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        vis = ((self.deltas / (2 * self.eps) + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+        vis = vis.repeat_interleave(scale, -1).repeat_interleave(scale, -2)
+        paths = []
+        for c, v in enumerate(vis):
+            paths.append(folder / f"class_{c:03d}.png")
+            Image.fromarray(v.permute(1, 2, 0).numpy().squeeze()).save(paths[-1])
+        strip = torch.cat(list(vis), dim=-1)
+        paths.append(folder / "all.png")
+        Image.fromarray(strip.permute(1, 2, 0).numpy().squeeze()).save(paths[-1])
+        return paths
+
     def generator_model(self) -> Generator:
         """The trained generator (e.g. to perturb images of another size)."""
         c = self.cfg
