@@ -103,7 +103,8 @@ def test_rsm_removes_every_band_over_training():
 
 def test_fit_lowers_the_surrogate_loss_and_is_class_wise(small, tmp_path):
     x, y = small
-    p = protections.get("fuse", epochs=4, portion=1.0, batch_size=40, surrogate_steps=5)
+    p = protections.get("fuse", epochs=4, portion=1.0, batch_size=40, surrogate_steps=5,
+                        input="images")
     p.device = torch.device("cpu")
     out = p.fit(x, y).apply(x, y)
     assert int((out.int() - x.int()).abs().max()) <= 8

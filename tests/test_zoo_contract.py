@@ -23,7 +23,7 @@ TINY = {
     "dh:mode=sample": (dict(steps=3, batch_size=30), False),
     "uc": (dict(clusters=4, surrogate_epochs=1, gen_width=8, gen_blocks=1, gen_steps=3), False),
     "fuse": (dict(epochs=1, portion=1.0, batch_size=30, surrogate_steps=2), True),
-    "fuse:input=noise": (dict(epochs=1, portion=1.0, batch_size=30, surrogate_steps=2), True),
+    "fuse:input=images": (dict(epochs=1, portion=1.0, batch_size=30, surrogate_steps=2), True),
 }
 
 
