@@ -10,6 +10,8 @@ data, because poisoned data must not shape the model before training.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -227,3 +229,22 @@ def get(name: str, num_classes: int = 10, image_size: int = 32, in_channels: int
         ctor = getattr(tvm, name)
         return ctor(weights=None, num_classes=num_classes, **kwargs)
     return _build(name, num_classes, in_channels, image_size, **kwargs)
+
+
+@contextmanager
+def weight_noise(model: nn.Module, sigma: float, generator: torch.Generator | None = None):
+    """Inside the block, every parameter of ``model`` (not its buffers: BatchNorm statistics
+    stay) carries added N(0, σ²) noise drawn from the CPU ``generator``; afterwards the exact
+    original values are back. Gradients computed inside stay in ``.grad``, so an optimiser
+    step after the block applies them to the clean weights (PUE's robust training)."""
+    params = list(model.parameters())
+    saved = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for p in params:
+            p.add_(torch.randn(p.shape, generator=generator).to(p.device, p.dtype), alpha=sigma)
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for p, s in zip(params, saved):
+                p.copy_(s)

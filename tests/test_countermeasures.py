@@ -5,7 +5,8 @@ from fuselib import countermeasures as C
 
 
 @pytest.mark.parametrize("spec", ["none", "lowpass:0.3", "lowpass:cutoff=0.5,basis=fft",
-                                  "lowpass:cutoff=0.2,profile=gaussian"])
+                                  "lowpass:cutoff=0.2,profile=gaussian", "rsk",
+                                  "rsk:keep=0.5,strength=1.0,std=0.2,seed=3"])
 def test_shape_dtype_range(spec, cifar_small):
     x, _ = cifar_small
     out = C.get(spec)(x)

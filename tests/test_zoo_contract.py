@@ -24,6 +24,10 @@ TINY = {
     "uc": (dict(clusters=4, surrogate_epochs=1, gen_width=8, gen_blocks=1, gen_steps=3), False),
     "fuse": (dict(epochs=1, portion=1.0, batch_size=30, surrogate_steps=2), True),
     "fuse:input=images": (dict(epochs=1, portion=1.0, batch_size=30, surrogate_steps=2), True),
+    "vtg": (dict(epochs=1, portion=1.0, batch_size=30, surrogate_steps=2), True),
+    "gue": (dict(steps=1, batch_size=20, inner_steps=1, gen_width=4), False),
+    "pue": (dict(max_rounds=2, train_steps=2, batch_size=30), True),
+    "pue:robust=True": (dict(max_rounds=2, train_steps=2, batch_size=30), True),
 }
 
 

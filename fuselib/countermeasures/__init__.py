@@ -9,7 +9,8 @@ from ..registry import Registry
 REGISTRY = Registry("countermeasure")
 
 from .base import Countermeasure  # noqa: E402
-from . import filters, squeeze, training, projection, purify  # noqa: E402,F401  (registers)
+from . import filters, squeeze, training, projection, purify, chain  # noqa: E402,F401  (registers)
+from . import rsk  # noqa: E402,F401
 
 
 # the whole suite, with the Deep Hiding protocol's settings (shared/reference/protocol.md);
@@ -18,7 +19,7 @@ SUITE = (
     "none", "lowpass:0.25", "highpass:0.25", "bandstop:lo=0.25,hi=0.5",
     "mean", "median", "gaussian", "bdr", "grayscale", "noise", "jpeg:10", "jpeg:50",
     "cutout", "cutmix", "mixup", "adv:linf", "adv:l2", "ueraser",
-    "orthogonal", "dvae", "early_stop",
+    "orthogonal", "dvae", "early_stop", "rsk",
 )
 
 
@@ -27,7 +28,12 @@ def names() -> list:
 
 
 def get(spec: str, **kwargs) -> Countermeasure:
-    """A countermeasure by name or spec string (``"lowpass:cutoff=0.3,basis=fft"``)."""
+    """A countermeasure by name or spec string (``"lowpass:cutoff=0.3,basis=fft"``);
+    ``"a+b"`` chains them (``"jpeg:10+lowpass:0.25"``: JPEG, then the low-pass filter)."""
+    if isinstance(spec, str) and "+" in spec:
+        if kwargs:
+            raise ValueError(f"a chained spec {spec!r} takes its parameters inside the spec")
+        return REGISTRY.get("chain", steps=spec.split("+"))
     return REGISTRY.get(spec, **kwargs)
 
 
