@@ -7,7 +7,7 @@ standard recipe does not reach a threshold within its epochs, the ratio is a low
 (">").
 
     python bench/evaluator.py --scale ci                 # a minute or two on 2 CPU cores
-    python bench/evaluator.py --scale cpu --standard-epochs 1
+    python bench/evaluator.py --scale full --standard-epochs 1
     python bench/evaluator.py --scale paper              # on a GPU
 
 Images/second and achieved TFLOP/s (counted with torch.utils.flop_counter on one training

@@ -7,6 +7,7 @@ import sys
 import time
 
 import torch
+from .experiments import SCALES
 
 
 def _header():
@@ -171,7 +172,7 @@ def main(argv=None):
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("demo", help="the quick end-to-end check")
-    p.add_argument("--scale", default="ci", choices=["ci", "cpu", "paper"])
+    p.add_argument("--scale", default="ci", choices=list(SCALES))
     p.add_argument("--trainer", default="fast", choices=["fast", "standard"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached")
@@ -182,7 +183,7 @@ def main(argv=None):
     p.add_argument("--countermeasure", default="none")
     p.add_argument("--arch", default=None)
     p.add_argument("--trainer", default="fast", choices=["fast", "standard"])
-    p.add_argument("--scale", default="ci", choices=["ci", "cpu", "paper"])
+    p.add_argument("--scale", default="ci", choices=list(SCALES))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--no-cache", action="store_true")
@@ -194,7 +195,7 @@ def main(argv=None):
     p.add_argument("--countermeasures", nargs="+", default=["none"],
                    help="countermeasure specs, or 'all' for the whole suite")
     p.add_argument("--trainer", default="fast", choices=["fast", "standard"])
-    p.add_argument("--scale", default="ci", choices=["ci", "cpu", "paper"])
+    p.add_argument("--scale", default="ci", choices=list(SCALES))
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--csv", default=None, help="also write the tidy table here")
@@ -202,7 +203,7 @@ def main(argv=None):
 
     p = sub.add_parser("profile", help="spectral energy profile of protections' perturbations")
     p.add_argument("protections", nargs="+")
-    p.add_argument("--scale", default="ci", choices=["ci", "cpu", "paper"])
+    p.add_argument("--scale", default="ci", choices=list(SCALES))
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_profile)
 

@@ -30,14 +30,20 @@ from .train import Recipe, default_device, get_recipe, train
 
 _SUITE = countermeasures.SUITE
 
-# scale -> training-set size, test-set size and per-trainer recipe overrides
+# scale -> training-set size, test-set size and per-trainer recipe overrides.
+# ci: seconds on 2 CPU cores; cpu: about a minute and a half per classifier on 2 cores
+# (10,000 training images); full: all 50,000 training images on a CPU (about 6 minutes);
+# paper: all images, the paper's epochs, meant for a GPU.
 SCALES = {
     "ci": dict(n_train=5000, n_test=2000,
                fast=dict(epochs=8, model_kwargs={"widths": (32, 64, 128)}),
                standard=dict(epochs=2)),
-    "cpu": dict(n_train=50000, n_test=10000,
+    "cpu": dict(n_train=10000, n_test=10000,
                 fast=dict(epochs=10, model_kwargs={"widths": (48, 96, 192)}),
                 standard=dict(epochs=10)),
+    "full": dict(n_train=50000, n_test=10000,
+                 fast=dict(epochs=10, model_kwargs={"widths": (48, 96, 192)}),
+                 standard=dict(epochs=10)),
     "paper": dict(n_train=None, n_test=None,
                   fast=dict(epochs=15),
                   standard=dict(epochs=60)),
@@ -131,8 +137,10 @@ def _describe(obj) -> dict:
 
 def build_config(protection="none", countermeasure="none", arch=None, trainer="fast",
                  scale="ci", seed=0, dataset="cifar10", epochs=None, n_train=None,
-                 n_test=None, data_root=None, recipe=None):
+                 n_test=None, data_root=None, recipe=None, poison_ratio=1.0):
     """Resolve names to objects and the full, hashable config of one run."""
+    if not 0 <= float(poison_ratio) <= 1:
+        raise ValueError(f"poison_ratio must be in [0, 1], got {poison_ratio}")
     prot = protections.get(protection) if isinstance(protection, str) else protection
     cm = countermeasures.get(countermeasure) if isinstance(countermeasure, str) else countermeasure
     # a training-time defence switches trainer options on; they enter the config (and hash)
@@ -151,11 +159,31 @@ def build_config(protection="none", countermeasure="none", arch=None, trainer="f
         "n_test": n_test if n_test is not None else SCALES[scale]["n_test"],
         "seed": int(seed),
     }
+    if float(poison_ratio) < 1:  # only when set, so the keys of full-poisoning runs stay put
+        config["poison_ratio"] = float(poison_ratio)
     return config, prot, cm
+
+
+def partial(clean, protected, ratio: float, seed: int):
+    """Partial poisoning: a seeded random ``1 - ratio`` share of the images stays clean."""
+    n = clean.shape[0]
+    n_clean = n - int(round(n * float(ratio)))
+    if n_clean <= 0:
+        return protected
+    g = torch.Generator().manual_seed(int(seed) + 7919)
+    keep = torch.randperm(n, generator=g)[:n_clean]
+    out = protected.clone()
+    out[keep] = clean[keep]
+    return out
 
 
 def protect(prot, images, labels, config: dict, cache: bool = True):
     """Fit ``prot`` on the training subset (or reuse a cached fit) and apply it."""
+    return fit_cached(prot, images, labels, config, cache).apply(images, labels)
+
+
+def fit_cached(prot, images, labels, config: dict, cache: bool = True):
+    """``prot`` fitted on the training subset, or its cached fit (same config) from disk."""
     if prot.needs_fit and not prot.fitted:
         fit_cfg = {k: config[k] for k in ("fuselib", "data", "protection", "n_train", "seed")}
         path = results_dir() / "protections" / f"{config_key(fit_cfg)}.pt"
@@ -168,22 +196,54 @@ def protect(prot, images, labels, config: dict, cache: bool = True):
         if loaded is not None and loaded.config() == prot.config():
             prot = loaded
         else:
+            t0 = time.perf_counter()
             prot.fit(images, labels)
+            seconds = time.perf_counter() - t0
             STATS["fitted"] += 1
             if cache:
                 prot.save(path)
-    return prot.apply(images, labels)
+                _write_json(path.with_suffix(".json"), {
+                    "config": fit_cfg, "fit_seconds": seconds, "device": str(default_device()),
+                    "threads": torch.get_num_threads(), "cost": getattr(prot, "cost", ""),
+                    "peak_rss_mb": _peak_rss_mb(),  # of the whole process, up to the fit's end
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    return prot
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    except (ImportError, OSError):  # not on Windows
+        return None
+
+
+def fit_record(protection="none", scale="ci", seed=0, dataset="cifar10", n_train=None,
+               data_root=None):
+    """How long the cached fit of a protection took (and where), or None if not recorded."""
+    config, prot, _ = build_config(protection, "none", None, "fast", scale, seed, dataset,
+                                   None, n_train, None, data_root)
+    fit_cfg = {k: config[k] for k in ("fuselib", "data", "protection", "n_train", "seed")}
+    path = results_dir() / "protections" / f"{config_key(fit_cfg)}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def run(protection="none", countermeasure="none", arch=None, trainer="fast", scale="ci",
         seed=0, dataset="cifar10", epochs=None, n_train=None, n_test=None, data_root=None,
-        recipe=None, cache=True, device=None, progress=None) -> dict:
-    """One experiment; see the module docstring. ``recipe`` overrides recipe fields."""
+        recipe=None, cache=True, device=None, progress=None, poison_ratio=1.0,
+        cached_only=False) -> dict | None:
+    """One experiment; see the module docstring. ``recipe`` overrides recipe fields;
+    ``poison_ratio`` < 1 protects only that share of the training images;
+    ``cached_only`` returns the cached result or None, never training."""
     config, prot, cm = build_config(protection, countermeasure, arch, trainer, scale, seed,
-                                    dataset, epochs, n_train, n_test, data_root, recipe)
+                                    dataset, epochs, n_train, n_test, data_root, recipe,
+                                    poison_ratio)
     if cm.uses_peak:  # early stopping: the undefended run, read at its best epoch
         base = run(protection, "none", arch, trainer, scale, seed, dataset, epochs, n_train,
-                   n_test, data_root, recipe, cache, device, progress)
+                   n_test, data_root, recipe, cache, device, progress, poison_ratio,
+                   cached_only)
+        if base is None:
+            return None
         return {**base, "accuracy": base["peak_accuracy"], "final_accuracy": base["accuracy"],
                 "config": {**base["config"], "countermeasure": _describe(cm)}}
     key = config_key(config)
@@ -193,6 +253,8 @@ def run(protection="none", countermeasure="none", arch=None, trainer="fast", sca
         if hit is not None and hit["config"] == json.loads(json.dumps(config, default=str)):
             STATS["cache_hits"] += 1
             return {**hit, "cached": True}
+    if cached_only:
+        return None
 
     t0 = time.perf_counter()
     xtr, ytr = data.load(dataset, "train", data_root)
@@ -200,6 +262,8 @@ def run(protection="none", countermeasure="none", arch=None, trainer="fast", sca
     xtr, ytr = subset(xtr, ytr, config["n_train"], seed)
     xte, yte = subset(xte, yte, config["n_test"], seed)
     protected = protect(prot, xtr, ytr, config, cache)
+    if "poison_ratio" in config:
+        protected = partial(xtr, protected, config["poison_ratio"], seed)
     seen = cm(protected, ytr)
     out = train(seen, ytr, xte, yte, Recipe(**config["recipe"]), seed=seed,
                 device=device or default_device(), progress=progress)
@@ -221,6 +285,17 @@ def protected_data(protection="none", scale="ci", seed=0, dataset="cifar10", n_t
     x, y = data.load(dataset, "train", data_root)
     x, y = subset(x, y, config["n_train"], seed)
     return x, protect(prot, x, y, config, cache), y
+
+
+def fitted(protection="none", scale="ci", seed=0, dataset="cifar10", n_train=None,
+           data_root=None, cache=True):
+    """The protection object of a run, fitted as :func:`run` fits it (or loaded from the cache):
+    for looking inside it (a generator, its loss history, its class perturbations)."""
+    config, prot, _ = build_config(protection, "none", None, "fast", scale, seed, dataset,
+                                   None, n_train, None, data_root)
+    x, y = data.load(dataset, "train", data_root)
+    x, y = subset(x, y, config["n_train"], seed)
+    return fit_cached(prot, x, y, config, cache)
 
 
 def spectral_profile(protection="none", scale="ci", seed=0, bands=(0, 1 / 3, 2 / 3, 1),
@@ -248,7 +323,8 @@ def grid(protections=("none",), countermeasures=("none",), archs=(None,), seeds=
          **common):
     """Every combination of the lists, as one tidy DataFrame (one row per run).
 
-    ``countermeasures="all"`` is the whole suite, :data:`fuselib.countermeasures.SUITE`."""
+    ``countermeasures="all"`` is the whole suite, :data:`fuselib.countermeasures.SUITE`;
+    ``cached_only=True`` returns only the runs already in the cache (nothing is trained)."""
     import pandas as pd
 
     if isinstance(countermeasures, str):
@@ -261,6 +337,8 @@ def grid(protections=("none",), countermeasures=("none",), archs=(None,), seeds=
             for a in archs:
                 for s in seeds:
                     r = run(protection=p, countermeasure=c, arch=a, seed=s, **common)
+                    if r is None:  # cached_only and not measured yet
+                        continue
                     rows.append({
                         "protection": p if isinstance(p, str) else p.name,
                         "countermeasure": c if isinstance(c, str) else c.name,
@@ -270,4 +348,6 @@ def grid(protections=("none",), countermeasures=("none",), archs=(None,), seeds=
                         "peak_epoch": r["peak_epoch"], "seconds": r["seconds"],
                         "cached": r["cached"], "curve": r["curve"], "key": r["key"],
                     })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=None if rows else [
+        "protection", "countermeasure", "arch", "trainer", "scale", "seed", "accuracy",
+        "peak_accuracy", "peak_epoch", "seconds", "cached", "curve", "key"])

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from . import data, protections
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = float(((a.float() - b.float()) ** 2).mean())
     return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
@@ -90,7 +90,7 @@ def protect_folder(input_dir, output_dir, checkpoint=None, train_size: int = 32,
         _write_png(out, target)
         rows.append({"file": str(rel), "output": str(target.relative_to(dst)),
                      "class": folder.classes[y], "size": f"{img.shape[2]}x{img.shape[1]}",
-                     "psnr_db": round(_psnr(out, img), 2),
+                     "psnr_db": round(psnr(out, img), 2),
                      "max_abs_delta": int((out.int() - img.int()).abs().max()),
                      "status": "ok"})
     for rel, why in folder.errors:
