@@ -6,7 +6,7 @@ TORCH  ?= torch==2.14.1 torchvision==0.29.1
 SCALE  ?= ci
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench reproduce notebooks clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,23 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
+
+# every notebook, executed by papermill at $(SCALE) (default cpu here), in order; executed copies
+# go to results/notebooks/$(SCALE)/, figures to figures/; a rerun reuses the result cache
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+RSCALE    ?= $(if $(filter command line,$(origin SCALE)),$(SCALE),cpu)
+reproduce: $(BIN)/.installed
+	@mkdir -p results/notebooks/$(RSCALE)
+	@start=$$(date +%s); for nb in $(NOTEBOOKS); do \
+	  t0=$$(date +%s); \
+	  $(BIN)/papermill -k python3 --cwd notebooks -p scale $(RSCALE) --log-level WARNING \
+	    $$nb results/notebooks/$(RSCALE)/$$(basename $$nb) || exit 1; \
+	  echo "$$(basename $$nb): $$(( $$(date +%s) - t0 )) s"; \
+	done; echo "all notebooks at scale $(RSCALE): $$(( $$(date +%s) - start )) s"
+
+# keep each notebook's .ipynb and py:percent twin in sync after editing either
+notebooks: $(BIN)/.installed
+	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.ipynb
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/evaluator.py --scale $(SCALE)
