@@ -31,7 +31,7 @@ from .train import Recipe, default_device, get_recipe, train
 _SUITE = countermeasures.SUITE
 
 # scale -> training-set size, test-set size and per-trainer recipe overrides.
-# ci: seconds on 2 CPU cores; cpu: about a minute and a half per classifier on 2 cores
+# ci: seconds on 2 CPU cores; cpu: about four minutes per classifier on 2 cores
 # (10,000 training images); full: all 50,000 training images on a CPU (about 6 minutes);
 # paper: all images, the paper's epochs, meant for a GPU.
 SCALES = {
