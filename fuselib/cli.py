@@ -105,14 +105,16 @@ def cmd_grid(args):
     cms = "all" if args.countermeasures == ["all"] else args.countermeasures
     df = experiments.grid(protections=args.protections, countermeasures=cms,
                           trainer=args.trainer, scale=args.scale, seeds=args.seeds,
-                          data_root=args.data_root, cache=not args.no_cache)
+                          data_root=args.data_root, cache=not args.no_cache,
+                          measured=not args.recompute)
     df["cell"] = [f"{a:6.2%} ({p:6.2%})" for a, p in zip(df.accuracy, df.peak_accuracy)]
     table = df.pivot_table(index="protection", columns="countermeasure", values="cell",
                            aggfunc="first", sort=False)
     print(f"clean test accuracy, final (peak) | trainer {args.trainer}, scale {args.scale}, "
           f"seeds {args.seeds}, {df.arch.iloc[0]}")
     print(table.to_string())
-    print(f"{len(df)} runs, {int(df.cached.sum())} from the cache, "
+    print(f"{len(df)} runs, {int(df.cached.sum())} from the cache "
+          f"({int(df.measured.sum())} of them shipped in results/measured), "
           f"{df.seconds[~df.cached].sum():.0f} s computed")
     if args.csv:
         from pathlib import Path
@@ -122,6 +124,14 @@ def cmd_grid(args):
         df.drop(columns=["cell"]).to_csv(tmp, index=False)
         tmp.replace(out)
         print(f"wrote {out}")
+
+
+def cmd_export(args):
+    """Copy the cached run records of a scale (and its FUSE generator) to results/measured."""
+    from . import experiments
+
+    files = experiments.export(args.scale, args.dest, fits=tuple(args.fits))
+    print(f"wrote {len(files)} files" + (f" to {files[0].parent}" if files else ""))
 
 
 def cmd_profile(args):
@@ -198,8 +208,17 @@ def main(argv=None):
     p.add_argument("--scale", default="ci", choices=list(SCALES))
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--recompute", action="store_true",
+                   help="ignore the records shipped in results/measured (the cache still counts)")
     p.add_argument("--csv", default=None, help="also write the tidy table here")
     p.set_defaults(func=cmd_grid)
+
+    p = sub.add_parser("export", help="copy cached run records of a scale to results/measured")
+    p.add_argument("--scale", default="cpu", choices=list(SCALES))
+    p.add_argument("--dest", default=None, help="default: results/measured in this checkout")
+    p.add_argument("--fits", nargs="*", default=["fuse"],
+                   help="protections whose fitted state is copied too (default: fuse)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("profile", help="spectral energy profile of protections' perturbations")
     p.add_argument("protections", nargs="+")

@@ -13,6 +13,13 @@ training recipe, scale, data subset, seed, the exact data variant and the fuseli
 so re-running a notebook reuses finished cells and any change of config recomputes. A file
 that cannot be read, or whose config does not match, is ignored and recomputed, never
 trusted. Fitted protections are cached beside the results the same way.
+
+Measured records ship with the repository in ``results/measured/`` (``$FUSELIB_MEASURED``):
+run records and fitted protections copied from a cache by :func:`export`, with their
+provenance in that folder's README. A run missing from the cache is looked up there before
+anything is trained, under the same key and config check, so a notebook at ``cpu`` scale can
+show every measured number in seconds; ``FUSELIB_RECOMPUTE=1`` (or ``measured=False``)
+ignores them and recomputes.
 """
 from __future__ import annotations
 
@@ -61,6 +68,27 @@ def results_dir() -> Path:
     if (repo / "pyproject.toml").is_file():
         return repo / "results" / "cache"
     return Path.home() / ".cache" / "fuselib" / "results"
+
+
+def measured_dir() -> Path | None:
+    """The shipped, read-only records (``results/measured`` in a source checkout), or None when
+    absent or switched off (``FUSELIB_RECOMPUTE=1``; ``FUSELIB_MEASURED`` names another)."""
+    if os.environ.get("FUSELIB_RECOMPUTE", "0") not in ("", "0"):
+        return None
+    if os.environ.get("FUSELIB_MEASURED"):
+        d = Path(os.environ["FUSELIB_MEASURED"])
+    else:
+        d = Path(__file__).resolve().parent.parent / "results" / "measured"
+    return d if d.is_dir() else None
+
+
+def _lookup(name: str, measured: bool = True) -> list:
+    """Where a cached file may be: the cache first, then the shipped records."""
+    places = [results_dir() / name]
+    m = measured_dir() if measured else None
+    if m is not None:
+        places.append(m / name)
+    return places
 
 
 def config_key(config: dict) -> str:
@@ -182,18 +210,25 @@ def protect(prot, images, labels, config: dict, cache: bool = True):
     return fit_cached(prot, images, labels, config, cache).apply(images, labels)
 
 
-def fit_cached(prot, images, labels, config: dict, cache: bool = True):
-    """``prot`` fitted on the training subset, or its cached fit (same config) from disk."""
+def fit_cached(prot, images, labels, config: dict, cache: bool = True, measured: bool = True):
+    """``prot`` fitted on the training subset, or its cached fit (same config) from disk
+    (the cache, then the shipped records)."""
     if prot.needs_fit and not prot.fitted:
         fit_cfg = {k: config[k] for k in ("fuselib", "data", "protection", "n_train", "seed")}
-        path = results_dir() / "protections" / f"{config_key(fit_cfg)}.pt"
+        name = f"protections/{config_key(fit_cfg)}.pt"
+        path = results_dir() / name
         loaded = None
-        if cache and path.is_file():
+        for place in _lookup(name, measured) if cache else []:
+            if not place.is_file():
+                continue
             try:
-                loaded = protections.load(path)
+                loaded = protections.load(place)
             except Exception:  # noqa: BLE001 - a bad cache file is recomputed, never trusted
                 loaded = None
-        if loaded is not None and loaded.config() == prot.config():
+            if loaded is not None and loaded.config() == prot.config():
+                break
+            loaded = None
+        if loaded is not None:
             prot = loaded
         else:
             t0 = time.perf_counter()
@@ -224,35 +259,39 @@ def fit_record(protection="none", scale="ci", seed=0, dataset="cifar10", n_train
     config, prot, _ = build_config(protection, "none", None, "fast", scale, seed, dataset,
                                    None, n_train, None, data_root)
     fit_cfg = {k: config[k] for k in ("fuselib", "data", "protection", "n_train", "seed")}
-    path = results_dir() / "protections" / f"{config_key(fit_cfg)}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    for path in _lookup(f"protections/{config_key(fit_cfg)}.json"):
+        if path.is_file():
+            return json.loads(path.read_text())
+    return None
 
 
 def run(protection="none", countermeasure="none", arch=None, trainer="fast", scale="ci",
         seed=0, dataset="cifar10", epochs=None, n_train=None, n_test=None, data_root=None,
         recipe=None, cache=True, device=None, progress=None, poison_ratio=1.0,
-        cached_only=False) -> dict | None:
+        cached_only=False, measured=True) -> dict | None:
     """One experiment; see the module docstring. ``recipe`` overrides recipe fields;
     ``poison_ratio`` < 1 protects only that share of the training images;
-    ``cached_only`` returns the cached result or None, never training."""
+    ``cached_only`` returns the cached result or None, never training; ``measured=False``
+    ignores the shipped records (``results/measured``)."""
     config, prot, cm = build_config(protection, countermeasure, arch, trainer, scale, seed,
                                     dataset, epochs, n_train, n_test, data_root, recipe,
                                     poison_ratio)
     if cm.uses_peak:  # early stopping: the undefended run, read at its best epoch
         base = run(protection, "none", arch, trainer, scale, seed, dataset, epochs, n_train,
                    n_test, data_root, recipe, cache, device, progress, poison_ratio,
-                   cached_only)
+                   cached_only, measured)
         if base is None:
             return None
         return {**base, "accuracy": base["peak_accuracy"], "final_accuracy": base["accuracy"],
                 "config": {**base["config"], "countermeasure": _describe(cm)}}
     key = config_key(config)
     path = results_dir() / f"{key}.json"
-    if cache:
-        hit = _read_cached(path, key)
-        if hit is not None and hit["config"] == json.loads(json.dumps(config, default=str)):
+    want = json.loads(json.dumps(config, default=str))
+    for place in _lookup(f"{key}.json", measured) if cache else []:
+        hit = _read_cached(place, key)
+        if hit is not None and hit["config"] == want:
             STATS["cache_hits"] += 1
-            return {**hit, "cached": True}
+            return {**hit, "cached": True, "measured": place != path}
     if cached_only:
         return None
 
@@ -261,7 +300,7 @@ def run(protection="none", countermeasure="none", arch=None, trainer="fast", sca
     xte, yte = data.load(dataset, "test", data_root)
     xtr, ytr = subset(xtr, ytr, config["n_train"], seed)
     xte, yte = subset(xte, yte, config["n_test"], seed)
-    protected = protect(prot, xtr, ytr, config, cache)
+    protected = fit_cached(prot, xtr, ytr, config, cache, measured).apply(xtr, ytr)
     if "poison_ratio" in config:
         protected = partial(xtr, protected, config["poison_ratio"], seed)
     seen = cm(protected, ytr)
@@ -273,7 +312,7 @@ def run(protection="none", countermeasure="none", arch=None, trainer="fast", sca
               "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "torch": torch.__version__}
     if cache:
         _write_json(path, result)
-    return {**result, "cached": False}
+    return {**result, "cached": False, "measured": False}
 
 
 def protected_data(protection="none", scale="ci", seed=0, dataset="cifar10", n_train=None,
@@ -299,13 +338,27 @@ def fitted(protection="none", scale="ci", seed=0, dataset="cifar10", n_train=Non
 
 
 def spectral_profile(protection="none", scale="ci", seed=0, bands=(0, 1 / 3, 2 / 3, 1),
-                     basis="dct", max_images=5000, **kw) -> list:
+                     basis="dct", max_images=5000, cache=True, dataset="cifar10", n_train=None,
+                     data_root=None) -> list:
     """Fraction of the energy of a protection's perturbations (protected − clean, over up to
     ``max_images`` training images) in each radial band ``bands[i] ≤ r < bands[i+1]``
-    (the last band includes r = 1). Default: low / mid / high thirds of the radial frequency."""
+    (the last band includes r = 1). Default: low / mid / high thirds of the radial frequency.
+    Cached (and shipped in ``results/measured``) like runs, keyed by the fit and the bands."""
     from . import spectral
 
-    x, px, _ = protected_data(protection, scale, seed, **kw)
+    config, _, _ = build_config(protection, "none", None, "fast", scale, seed, dataset,
+                                None, n_train, None, data_root)
+    pcfg = {**{k: config[k] for k in ("fuselib", "data", "protection", "n_train", "seed")},
+            "bands": [float(b) for b in bands], "basis": basis, "max_images": int(max_images)}
+    name = f"profiles/{config_key(pcfg)}.json"
+    for place in _lookup(name) if cache else []:
+        try:
+            obj = json.loads(place.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(obj, dict) and obj.get("config") == json.loads(json.dumps(pcfg)):
+            return list(obj["fractions"])
+    x, px, _ = protected_data(protection, scale, seed, dataset, n_train, data_root, cache)
     d = (px[:max_images].float() - x[:max_images].float()) / 255
     coeffs = spectral.dct2(d) if basis == "dct" else spectral.fft2(d).abs()
     energy = (coeffs.abs() ** 2).sum(dim=(0, 1))
@@ -316,7 +369,11 @@ def spectral_profile(protection="none", scale="ci", seed=0, bands=(0, 1 / 3, 2 /
         m = (r >= lo) & ((r <= hi) if last else (r < hi))
         out.append(float(energy[m].sum()))
     total = sum(out)
-    return [e / total if total > 0 else 0.0 for e in out]
+    fractions = [e / total if total > 0 else 0.0 for e in out]
+    if cache:
+        _write_json(results_dir() / name, {"config": pcfg, "fractions": fractions,
+                                            "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    return fractions
 
 
 def grid(protections=("none",), countermeasures=("none",), archs=(None,), seeds=(0,),
@@ -346,8 +403,87 @@ def grid(protections=("none",), countermeasures=("none",), archs=(None,), seeds=
                         "scale": r["config"]["scale"], "seed": s,
                         "accuracy": r["accuracy"], "peak_accuracy": r["peak_accuracy"],
                         "peak_epoch": r["peak_epoch"], "seconds": r["seconds"],
-                        "cached": r["cached"], "curve": r["curve"], "key": r["key"],
+                        "cached": r["cached"], "measured": r.get("measured", False),
+                        "curve": r["curve"], "key": r["key"],
                     })
     return pd.DataFrame(rows, columns=None if rows else [
         "protection", "countermeasure", "arch", "trainer", "scale", "seed", "accuracy",
-        "peak_accuracy", "peak_epoch", "seconds", "cached", "curve", "key"])
+        "peak_accuracy", "peak_epoch", "seconds", "cached", "measured", "curve", "key"])
+
+
+def export(scale: str, dest: Path | str | None = None, fits: tuple = ("fuse",)) -> list:
+    """Copy every cached run record of ``scale`` (and the fitted protections named in ``fits``,
+    e.g. the FUSE generator) into the shipped records folder; returns the files written.
+    Records are copied as they are (key, config, curve, seconds, dates): nothing is edited;
+    ``index.csv`` beside them lists every record in the folder, one row each."""
+    import shutil
+
+    src = results_dir()
+    dest = Path(dest) if dest is not None else (
+        Path(__file__).resolve().parent.parent / "results" / "measured")
+
+    def copy(f: Path, to: Path) -> None:
+        to.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, to / f".{f.name}.tmp")
+        os.replace(to / f".{f.name}.tmp", to / f.name)
+        written.append(to / f.name)
+
+    written, fit_keys = [], set()
+    for f in sorted(src.glob("*.json")):
+        obj = _read_cached(f, f.stem)
+        if obj is None or obj["config"].get("scale") != scale:
+            continue
+        copy(f, dest)
+        if obj["config"]["protection"]["name"] in fits:
+            fit_keys.add(config_key({k: obj["config"][k] for k in (
+                "fuselib", "data", "protection", "n_train", "seed")}))
+    for k in sorted(fit_keys):
+        for g in (src / "protections" / f"{k}.pt", src / "protections" / f"{k}.json"):
+            if g.is_file():
+                copy(g, dest / "protections")
+    for f in sorted((src / "profiles").glob("*.json")):
+        try:
+            if json.loads(f.read_text())["config"]["n_train"] == SCALES[scale]["n_train"]:
+                copy(f, dest / "profiles")
+        except (OSError, ValueError, KeyError):
+            continue
+    if written:
+        written.append(write_index(dest))
+    return written
+
+
+def _spec(d: dict, registry) -> str:
+    """A described object as a short spec: its name and the parameters that differ from the
+    registered defaults (a cutoff always shows), e.g. ``fuse:rsm=False``, ``lowpass:cutoff=0.25``."""
+    try:
+        default = registry.get(d["name"]).config()
+    except (KeyError, ValueError, TypeError):
+        default = {}
+    rest = ",".join(f"{k}={v}" for k, v in d.items()
+                    if k != "name" and (k == "cutoff" or default.get(k) != v))
+    return f"{d['name']}:{rest}" if rest else d["name"]
+
+
+def write_index(folder: Path | str) -> Path:
+    """``index.csv`` of the run records in ``folder``: one row per record, read from them."""
+    import pandas as pd
+
+    folder = Path(folder)
+    rows = []
+    for f in sorted(folder.glob("*.json")):
+        obj = _read_cached(f, f.stem)
+        if obj is None:
+            continue
+        c = obj["config"]
+        rows.append({"scale": c["scale"], "protection": _spec(c["protection"], protections),
+                     "countermeasure": _spec(c["countermeasure"], countermeasures), "arch": c["recipe"]["arch"],
+                     "epochs": c["recipe"]["epochs"], "n_train": c["n_train"],
+                     "poison_ratio": c.get("poison_ratio", 1.0), "seed": c["seed"],
+                     "accuracy": obj["accuracy"], "peak_accuracy": obj["peak_accuracy"],
+                     "peak_epoch": obj["peak_epoch"], "seconds": round(obj["seconds"], 1),
+                     "created": obj.get("created"), "torch": obj.get("torch"), "key": obj["key"]})
+    out = folder / "index.csv"
+    tmp = folder / ".index.csv.tmp"
+    pd.DataFrame(rows).sort_values(["scale", "protection", "countermeasure"]).to_csv(tmp, index=False)
+    os.replace(tmp, out)
+    return out

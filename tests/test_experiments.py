@@ -30,6 +30,37 @@ def test_cache_hit_changed_config_and_corruption(results_tmp):
     assert not E.run(**TINY)["cached"]
 
 
+def test_shipped_records_are_read_but_never_trusted_blindly(results_tmp, tmp_path, monkeypatch):
+    """export() copies a scale's records; a fresh cache then reads them instead of training,
+    FUSELIB_RECOMPUTE=1 / measured=False ignore them, a doctored record is recomputed."""
+    first = E.run(protection="random", **TINY)
+    shipped = tmp_path / "shipped"
+    files = E.export("ci", shipped, fits=("random",))
+    assert shipped / f"{first['key']}.json" in files
+    assert any(f.parent.name == "protections" and f.suffix == ".pt" for f in files)
+    index = (shipped / "index.csv").read_text().splitlines()
+    assert len(index) == 2 and first["key"] in index[1] and "ci,random,none," in index[1]
+    assert E.export("cpu", tmp_path / "none_here") == []  # other scales are not copied
+    monkeypatch.setenv("FUSELIB_RESULTS", str(tmp_path / "fresh"))
+    monkeypatch.setenv("FUSELIB_MEASURED", str(shipped))
+    trained, fitted = E.STATS["trained"], E.STATS["fitted"]
+    r = E.run(protection="random", **TINY)
+    assert r["cached"] and r["measured"] and r["accuracy"] == first["accuracy"]
+    assert E.STATS["trained"] == trained
+    E.run(protection="random", countermeasure="lowpass:0.5", **TINY)  # the shipped fit is reused
+    assert E.STATS["fitted"] == fitted and E.STATS["trained"] == trained + 1
+    assert not E.run(protection="random", measured=False, **TINY)["measured"]
+    monkeypatch.setenv("FUSELIB_RECOMPUTE", "1")
+    assert E.measured_dir() is None
+    monkeypatch.delenv("FUSELIB_RECOMPUTE")
+    rec = shipped / f"{first['key']}.json"
+    doctored = json.loads(rec.read_text())
+    doctored["config"]["seed"] = 5
+    rec.write_text(json.dumps(doctored))
+    monkeypatch.setenv("FUSELIB_RESULTS", str(tmp_path / "fresh2"))
+    assert not E.run(protection="random", **TINY)["cached"]
+
+
 def test_config_covers_everything(results_tmp):
     cfg, _, _ = E.build_config(protection="random:eps=0.02", countermeasure="lowpass:0.4")
     assert cfg["protection"] == {"name": "random", "eps": 0.02, "seed": 0, "mode": "class"}
@@ -73,6 +104,12 @@ def test_spectral_profile_and_cli_profile(results_tmp, capsys):
     assert len(low) == 3 and abs(sum(low) - 1) < 1e-6 and low[0] > 0.8  # patches: low freq
     white = E.spectral_profile("random:mode=sample", scale="ci")
     assert white[1] > white[2] > white[0]  # white noise follows the coefficient shares
+    cached = list((results_tmp / "profiles").glob("*.json"))
+    assert len(cached) == 2
+    for f in cached:  # a cached profile is what the next call returns, read not recomputed
+        f.write_text(f.read_text().replace(str(low[0]), "0.5").replace(str(white[0]), "0.5"))
+    assert E.spectral_profile("lsp", scale="ci")[0] == 0.5
+    assert E.spectral_profile("lsp", scale="ci", cache=False)[0] == low[0]
     assert cli.main(["profile", "random", "lsp"]) == 0
     out = capsys.readouterr().out
     assert "white noise" in out and out.count("%") == 9
