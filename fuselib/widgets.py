@@ -67,7 +67,6 @@ def cutoff_explorer(clean: torch.Tensor, protected: torch.Tensor, table=None,
                     cutoffs=None, eps: float = 8 / 255, scale=None):
     """Slider + toggle + image index; returns the widget box (display it in Jupyter)."""
     import ipywidgets as W
-    from IPython.display import display
 
     cutoffs = sorted(set(table["cutoff"])) if cutoffs is None and table is not None else \
         list(cutoffs or np.linspace(0.05, 1.0, 20))
@@ -83,10 +82,11 @@ def cutoff_explorer(clean: torch.Tensor, protected: torch.Tensor, table=None,
         fig, spec, text = cutoff_view(clean[index.value], protected[index.value], kind.value,
                                       slider.value, table, eps, scale)
         label.value = f"<b>{text}</b> <i>(scale: {scale})</i>"
-        with out:
-            out.clear_output(wait=True)
-            display(fig)
-            display(spec)
+        # set the Output widget's state directly rather than capturing with `with out:`, which
+        # hangs papermill/nbclient (no frontend to acknowledge the capture)
+        out.outputs = ()
+        out.append_display_data(fig)
+        out.append_display_data(spec)
 
     for w in (slider, kind, index):
         w.observe(redraw, names="value")
