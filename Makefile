@@ -6,7 +6,7 @@ TORCH  ?= torch==2.14.1 torchvision==0.29.1
 SCALE  ?= ci
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install bench reproduce notebooks clean
+.PHONY: demo test install bench reproduce verify notebooks clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ reproduce: $(BIN)/.installed
 	    $$nb results/notebooks/$(RSCALE)/$$(basename $$nb) || exit 1; \
 	  echo "$$(basename $$nb): $$(( $$(date +%s) - t0 )) s"; \
 	done; echo "all notebooks at scale $(RSCALE): $$(( $$(date +%s) - start )) s"
+
+# recompute $(SAMPLE) shipped run records of $(RSCALE) from scratch (refit + retrain, no cache)
+# and compare with what results/measured says; about 4-20 minutes a record at cpu scale
+SAMPLE ?= 3
+verify: $(BIN)/.installed
+	$(BIN)/fuselib verify --scale $(RSCALE) --sample $(SAMPLE)
 
 # keep each notebook's .ipynb and py:percent twin in sync after editing either
 notebooks: $(BIN)/.installed

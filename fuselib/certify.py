@@ -40,7 +40,7 @@ import math
 import torch
 
 from .models import weight_noise
-from .train import evaluate
+from .train import evaluate, progress_bar
 
 
 def order_statistic(n: int, q: float, alpha: float) -> int | None:
@@ -56,7 +56,7 @@ def order_statistic(n: int, q: float, alpha: float) -> int | None:
 
 def certify(model, test_images, test_labels, sigma: float = 0.01, n_samples: int = 100,
             alpha: float = 0.01, q: float = 0.7, eta: float = 0.0, seed: int = 0,
-            device=None) -> dict:
+            device=None, progress=None) -> dict:
     """Certified (q, η)-learnability of ``model`` (see the module docstring).
 
     Returns a dict: ``bound`` (in [0, 1]; 1.0 when abstaining), ``abstain``, ``order`` (the
@@ -74,9 +74,11 @@ def certify(model, test_images, test_labels, sigma: float = 0.01, n_samples: int
     clean = evaluate(model, test_images, test_labels, **kw)
     gen = torch.Generator().manual_seed(int(seed))
     accs = []
-    for _ in range(int(n_samples)):
-        with weight_noise(model, sigma, gen):
-            accs.append(evaluate(model, test_images, test_labels, **kw))
+    with progress_bar(int(n_samples), "certify", progress) as bar:
+        for _ in range(int(n_samples)):
+            with weight_noise(model, sigma, gen):
+                accs.append(evaluate(model, test_images, test_labels, **kw))
+            bar.update(1)
     accs.sort()
     q_bar = float(norm.cdf(norm.ppf(q) + eta / sigma))
     k = order_statistic(len(accs), q_bar, alpha) if q_bar < 1 else None
@@ -90,21 +92,49 @@ def certify(model, test_images, test_labels, sigma: float = 0.01, n_samples: int
 
 def certify_protection(protection="none", scale="ci", seed=0, countermeasure="none",
                        dataset="cifar10", n_train=None, n_test=None, epochs=None,
-                       data_root=None, cache=True, device=None, **settings) -> dict:
+                       data_root=None, cache=True, device=None, progress=None,
+                       **settings) -> dict:
     """Train the ``fast`` classifier on a protection's output exactly as
     :func:`fuselib.experiments.run` does (same subsets, fit cache, countermeasure, recipe) and
     certify it; ``settings`` go to :func:`certify` (``sigma``, ``n_samples``, ``alpha``, ``q``,
-    ``eta``). Returns the certificate with the run's ``accuracy`` and ``config``."""
+    ``eta``). Returns the certificate with the run's ``accuracy``, ``config`` and ``seconds``.
+
+    Cached like runs (``certificates/<key>.json`` in the results cache, then the shipped
+    ``results/measured``), keyed by the run's config and the certification settings; a record
+    is used only if both match exactly. ``cache=False`` recomputes and writes nothing."""
+    import inspect
+    import json
+    import time
+
     from . import data
-    from .experiments import build_config, protect, subset
+    from .experiments import (_find_json, _write_json, build_config, config_key, protect,
+                              results_dir, subset)
     from .train import Recipe, default_device, train
 
+    unknown = set(settings) - {"sigma", "n_samples", "alpha", "q", "eta"}
+    if unknown:
+        raise ValueError(f"unknown certification setting(s) {sorted(unknown)}; "
+                         "use sigma, n_samples, alpha, q, eta")
+    defaults = {k: v.default for k, v in inspect.signature(certify).parameters.items()
+                if k in ("sigma", "n_samples", "alpha", "q", "eta")}
+    cset = {**defaults, **settings}
     config, prot, cm = build_config(protection, countermeasure, None, "fast", scale, seed,
                                     dataset, epochs, n_train, n_test, data_root)
+    ccfg = json.loads(json.dumps({"run": config, "certify": cset}, default=str))
+    name = f"certificates/{config_key(ccfg)}.json"
+    hit = _find_json(name, "certificate_config", ccfg) if cache else None
+    if hit is not None:
+        return {**hit, "cached": True}
+    t0 = time.perf_counter()
     xtr, ytr = subset(*data.load(dataset, "train", data_root), config["n_train"], seed)
     xte, yte = subset(*data.load(dataset, "test", data_root), config["n_test"], seed)
     seen = cm(protect(prot, xtr, ytr, config, cache), ytr)
     out = train(seen, ytr, xte, yte, Recipe(**config["recipe"]), seed=seed,
-                device=device or default_device(), progress=False)
-    cert = certify(out["model"], xte, yte, seed=seed, **settings)
-    return {**cert, "accuracy": out["accuracy"], "config": config}
+                device=device or default_device(), progress=progress)
+    cert = certify(out["model"], xte, yte, seed=seed, progress=progress, **cset)
+    result = {**cert, "accuracy": out["accuracy"], "config": config, "certificate_config": ccfg,
+              "seconds": time.perf_counter() - t0,
+              "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "torch": torch.__version__}
+    if cache:
+        _write_json(results_dir() / name, result)
+    return {**result, "cached": False}

@@ -1,4 +1,4 @@
-"""The ``fuselib`` command: ``fuselib demo | info | evaluate | grid | profile | protect``."""
+"""The ``fuselib`` command: ``fuselib demo | info | evaluate | grid | export | verify | profile | certify | protect``."""
 from __future__ import annotations
 
 import argparse
@@ -153,6 +153,45 @@ def cmd_profile(args):
         print(f"{p:40s} {e[0]:9.1%} {e[1]:9.1%} {e[2]:11.1%}")
 
 
+def cmd_verify(args):
+    """Recompute shipped run records from scratch and compare (fuselib.experiments.verify)."""
+    from . import experiments
+
+    _header()
+    df = experiments.verify(args.scale, sample=args.sample, seed=args.seed, keys=args.keys,
+                            tolerance=args.tolerance)
+    for r in df.itertuples():
+        verdict = "ok" if r.reproduces else ("CONFIG DIFFERS" if not r.same_config else "DIFFERS")
+        print(f"{r.key}  {r.protection:28s} {r.countermeasure:22s} shipped {r.shipped:7.2%}  "
+              f"recomputed {r.recomputed:7.2%}  {r.seconds:5.0f} s  {verdict}")
+    bad = int((~df.reproduces).sum())
+    print(f"{len(df) - bad} of {len(df)} shipped record(s) reproduced "
+          f"(tolerance {args.tolerance:.2%})")
+    if bad:
+        raise RuntimeError(f"{bad} shipped record(s) did not reproduce")
+
+
+def cmd_certify(args):
+    """Certified learnability bound (fuselib.certify) of each protection's training data."""
+    from .certify import certify_protection
+
+    _header()
+    settings = {k: getattr(args, k) for k in ("sigma", "n_samples", "alpha", "q", "eta")}
+    print(f"scale {args.scale}, countermeasure {args.countermeasure}, "
+          + ", ".join(f"{k} {v:g}" for k, v in settings.items()))
+    print(f"{'protection':40s} {'accuracy':>9s} {'mean(σ)':>9s} {'bound':>9s} {'seconds':>8s}")
+    rows = []
+    for p in args.protections:
+        c = certify_protection(p, scale=args.scale, seed=args.seed,
+                               countermeasure=args.countermeasure, data_root=args.data_root,
+                               cache=not args.no_cache, **settings)
+        bound = "abstain" if c["abstain"] else f"{c['bound']:.2%}"
+        print(f"{p:40s} {c['accuracy']:9.2%} {c['mean']:9.2%} {bound:>9s} "
+              f"{c['seconds']:8.0f}{' (cached)' if c['cached'] else ''}")
+        rows.append(c)
+    return rows
+
+
 def cmd_protect(args):
     """Protect an ImageFolder tree with FUSE (see fuselib.protect)."""
     from .protect import protect_folder
@@ -225,6 +264,28 @@ def main(argv=None):
     p.add_argument("--scale", default="ci", choices=list(SCALES))
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("verify", help="recompute shipped records from scratch and compare")
+    p.add_argument("--scale", default="cpu", choices=list(SCALES))
+    p.add_argument("--sample", type=int, default=3, help="how many records, drawn at random")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random draw")
+    p.add_argument("--keys", nargs="*", default=None, help="verify these record keys instead")
+    p.add_argument("--tolerance", type=float, default=0.005,
+                   help="largest accepted accuracy difference (default 0.005 = 0.5 points)")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("certify", help="certified learnability bound of protected training data")
+    p.add_argument("protections", nargs="+")
+    p.add_argument("--countermeasure", default="none")
+    p.add_argument("--scale", default="ci", choices=list(SCALES))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sigma", type=float, default=0.01, help="weight-noise std (default 0.01)")
+    p.add_argument("--n-samples", type=int, default=100, help="weight draws (default 100)")
+    p.add_argument("--alpha", type=float, default=0.01, help="1 - confidence (default 0.01)")
+    p.add_argument("--q", type=float, default=0.7, help="accuracy quantile (default 0.7)")
+    p.add_argument("--eta", type=float, default=0.0, help="certified weight radius (default 0)")
+    p.add_argument("--no-cache", action="store_true")
+    p.set_defaults(func=cmd_certify)
 
     p = sub.add_parser("protect", help="protect an image folder (class = sub-folder) with FUSE")
     p.add_argument("input", help="ImageFolder tree: INPUT/<class>/<images>")

@@ -103,6 +103,19 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def _find_json(name: str, field: str, want, measured: bool = True):
+    """The first readable JSON record called ``name`` (the cache, then the shipped records)
+    whose ``field`` equals ``want``; None when there is none."""
+    for place in _lookup(name, measured):
+        try:
+            obj = json.loads(place.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(obj, dict) and obj.get(field) == want:
+            return obj
+    return None
+
+
 def _read_cached(path: Path, key: str):
     try:
         obj = json.loads(path.read_text())
@@ -351,13 +364,9 @@ def spectral_profile(protection="none", scale="ci", seed=0, bands=(0, 1 / 3, 2 /
     pcfg = {**{k: config[k] for k in ("fuselib", "data", "protection", "n_train", "seed")},
             "bands": [float(b) for b in bands], "basis": basis, "max_images": int(max_images)}
     name = f"profiles/{config_key(pcfg)}.json"
-    for place in _lookup(name) if cache else []:
-        try:
-            obj = json.loads(place.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(obj, dict) and obj.get("config") == json.loads(json.dumps(pcfg)):
-            return list(obj["fractions"])
+    hit = _find_json(name, "config", json.loads(json.dumps(pcfg))) if cache else None
+    if hit is not None:
+        return list(hit["fractions"])
     x, px, _ = protected_data(protection, scale, seed, dataset, n_train, data_root, cache)
     d = (px[:max_images].float() - x[:max_images].float()) / 255
     coeffs = spectral.dct2(d) if basis == "dct" else spectral.fft2(d).abs()
@@ -411,9 +420,86 @@ def grid(protections=("none",), countermeasures=("none",), archs=(None,), seeds=
         "peak_accuracy", "peak_epoch", "seconds", "cached", "measured", "curve", "key"])
 
 
+def cutoff_of(countermeasure: str) -> float:
+    """The cutoff of a ``"lowpass:0.25"``-style countermeasure name; 1.0 for ``"none"``."""
+    return 1.0 if countermeasure == "none" else float(countermeasure.split(":")[1])
+
+
+def cutoff_sweep(protections, cutoffs, filter: str = "lowpass", **common):
+    """:func:`grid` over no filter and ``filter:c`` for every cutoff ``c``, with a ``cutoff``
+    column (1.0 = no filter)."""
+    sweep = grid(protections, ["none"] + [f"{filter}:{c}" for c in cutoffs], **common)
+    sweep["cutoff"] = [cutoff_of(c) for c in sweep.countermeasure]
+    return sweep
+
+
+def by_cutoff(sweep, protections, value: str = "accuracy"):
+    """A cutoff × protection table of ``value`` in percent, from :func:`cutoff_sweep`."""
+    return sweep.pivot(index="cutoff", columns="protection", values=value)[list(protections)] * 100
+
+
+def rerun(record: dict, device=None, progress=None) -> dict:
+    """Recompute one run record from scratch — the protection refitted, the classifier
+    retrained, neither the cache nor the shipped records read or written — from the config
+    stored in it. The result's ``key`` equals the record's when the config was rebuilt exactly
+    (same fuselib version and data variant)."""
+    c = record["config"]
+
+    def get(registry, d):
+        return registry.get(d["name"], **{k: v for k, v in d.items() if k != "name"})
+
+    return run(protection=get(protections, c["protection"]),
+               countermeasure=get(countermeasures, c["countermeasure"]),
+               trainer=c["trainer"], scale=c["scale"], seed=c["seed"], n_train=c["n_train"],
+               n_test=c["n_test"], recipe=c["recipe"], poison_ratio=c.get("poison_ratio", 1.0),
+               cache=False, measured=False, device=device, progress=progress)
+
+
+def verify(scale: str = "cpu", sample: int = 3, seed: int = 0, keys=None,
+           tolerance: float = 0.005, folder=None, device=None, progress=None):
+    """Recompute shipped run records of ``scale`` from scratch (:func:`rerun`) and compare:
+    ``sample`` of them drawn at random with ``seed`` (``keys`` picks them instead). A record
+    *reproduces* when its config rebuilds to the same key and the final test accuracy agrees
+    within ``tolerance`` (training is deterministic on one machine; across CPUs and BLAS
+    builds a few hundredths of a point may move). Returns one DataFrame row per record."""
+    import random
+
+    import pandas as pd
+
+    folder = Path(folder) if folder is not None else measured_dir()
+    if folder is None or not Path(folder).is_dir():
+        raise FileNotFoundError("no shipped records to verify (results/measured is absent, "
+                                "or FUSELIB_RECOMPUTE=1 switched them off)")
+    records = {f.stem: r for f in sorted(Path(folder).glob("*.json"))
+               if (r := _read_cached(f, f.stem)) is not None and r["config"]["scale"] == scale}
+    if keys:
+        missing = sorted(set(keys) - set(records))
+        if missing:
+            raise KeyError(f"no {scale}-scale record with key(s) {missing} in {folder}")
+        chosen = list(keys)
+    else:
+        if not records:
+            raise FileNotFoundError(f"no {scale}-scale run records in {folder}")
+        chosen = random.Random(seed).sample(sorted(records), min(int(sample), len(records)))
+    rows = []
+    for k in chosen:
+        rec = records[k]
+        t0 = time.perf_counter()
+        new = rerun(rec, device=device, progress=progress)
+        diff = new["accuracy"] - rec["accuracy"]
+        rows.append({"key": k,
+                     "protection": _spec(rec["config"]["protection"], protections),
+                     "countermeasure": _spec(rec["config"]["countermeasure"], countermeasures),
+                     "shipped": rec["accuracy"], "recomputed": new["accuracy"], "diff": diff,
+                     "same_config": new["key"] == k,
+                     "reproduces": new["key"] == k and abs(diff) <= tolerance,
+                     "seconds": time.perf_counter() - t0})
+    return pd.DataFrame(rows)
+
+
 def export(scale: str, dest: Path | str | None = None, fits: tuple = ("fuse",)) -> list:
     """Copy every cached run record of ``scale`` (and the fitted protections named in ``fits``,
-    e.g. the FUSE generator) into the shipped records folder; returns the files written.
+    e.g. the FUSE generator; the spectral profiles and learnability certificates) into the shipped records folder; returns the files written.
     Records are copied as they are (key, config, curve, seconds, dates): nothing is edited;
     ``index.csv`` beside them lists every record in the folder, one row each."""
     import shutil
@@ -445,6 +531,12 @@ def export(scale: str, dest: Path | str | None = None, fits: tuple = ("fuse",)) 
         try:
             if json.loads(f.read_text())["config"]["n_train"] == SCALES[scale]["n_train"]:
                 copy(f, dest / "profiles")
+        except (OSError, ValueError, KeyError):
+            continue
+    for f in sorted((src / "certificates").glob("*.json")):
+        try:
+            if json.loads(f.read_text())["config"]["scale"] == scale:
+                copy(f, dest / "certificates")
         except (OSError, ValueError, KeyError):
             continue
     if written:

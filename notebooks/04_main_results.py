@@ -65,8 +65,7 @@ SUITE_FOR = {"ci": [], "cpu": []}.get(scale, PROTECTIONS)
 SUITE = [c for c in countermeasures.SUITE if not (scale == "cpu" and c.startswith("adv"))]
 # FUSE against class-wise EM (and clean data) over a low-pass cutoff sweep
 SWEEP_FOR = {"ci": ["none", "fuse"]}.get(scale, ["none", "em", "fuse"])
-CUTOFFS = {"ci": [0.25], "cpu": [0.125, 0.25, 0.5, 0.75]}.get(
-    scale, [0.125, 0.25, 0.375, 0.5, 0.625, 0.75])
+CUTOFFS = {"ci": [0.25]}.get(scale, [0.125, 0.25, 0.375, 0.5, 0.625, 0.75])
 STORED = Path("..") / "results" / f"main_{scale}.csv"
 print(PROTECTIONS, "| suite for:", SUITE_FOR)
 
@@ -103,12 +102,9 @@ peak.round(2)
 # while earlier methods (here class-wise EM) give accuracy back at some cutoff.
 
 # %%
-sweep = experiments.grid(SWEEP_FOR, ["none"] + [f"lowpass:{c}" for c in CUTOFFS], scale=scale,
-                         seeds=[seed], device=env.device)
-sweep["cutoff"] = sweep.countermeasure.map(lambda c: 1.0 if c == "none" else float(c.split(":")[1]))
-by_cut = sweep.pivot(index="cutoff", columns="protection", values="accuracy")[SWEEP_FOR] * 100
-by_cut_peak = sweep.pivot(index="cutoff", columns="protection", values="peak_accuracy")[
-    SWEEP_FOR] * 100
+sweep = experiments.cutoff_sweep(SWEEP_FOR, CUTOFFS, scale=scale, seeds=[seed], device=env.device)
+by_cut = experiments.by_cutoff(sweep, SWEEP_FOR)
+by_cut_peak = experiments.by_cutoff(sweep, SWEEP_FOR, "peak_accuracy")
 print(f"final (peak) clean test accuracy (%) after low-pass at each cutoff (1.0 = no filter), "
       f"scale {scale}")
 by_cut.round(2).astype(str) + " (" + by_cut_peak.round(2).astype(str) + ")"

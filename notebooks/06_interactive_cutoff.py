@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -51,8 +53,7 @@ cms = ["none"] + [f"{k}:{c}" for k in ("lowpass", "highpass") for c in CUTOFFS]
 measured = experiments.grid(["none", protection], cms, scale=scale, seeds=[seed],
                             cached_only=True)
 measured["filter"] = measured.countermeasure.map(lambda c: c.split(":")[0])
-measured["cutoff"] = measured.countermeasure.map(
-    lambda c: float(c.split(":")[1]) if ":" in c else 1.0)
+measured["cutoff"] = measured.countermeasure.map(experiments.cutoff_of)
 measured = measured[measured["filter"] != "none"]
 print(f"{len(measured)} measured runs at scale {scale} (protection {protection!r} and clean)")
 measured[["protection", "filter", "cutoff", "accuracy"]].sort_values(["filter", "cutoff"])

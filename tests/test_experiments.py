@@ -61,6 +61,30 @@ def test_shipped_records_are_read_but_never_trusted_blindly(results_tmp, tmp_pat
     assert not E.run(protection="random", **TINY)["cached"]
 
 
+def test_verify_recomputes_shipped_records_from_scratch(results_tmp, tmp_path):
+    """verify() rebuilds a record's config, refits and retrains without reading any cache,
+    and flags a record whose number was edited."""
+    first = E.run(protection="random", countermeasure="lowpass:0.5", **TINY)
+    shipped = tmp_path / "shipped"
+    E.export("ci", shipped, fits=())
+    fitted, hits = E.STATS["fitted"], E.STATS["cache_hits"]
+    df = E.verify("ci", sample=5, folder=shipped)
+    assert len(df) == 1 and bool(df.reproduces[0]) and bool(df.same_config[0])
+    assert df.recomputed[0] == first["accuracy"] and df.key[0] == first["key"]
+    assert E.STATS["fitted"] == fitted + 1 and E.STATS["cache_hits"] == hits  # from scratch
+    assert df.protection[0] == "random" and df.countermeasure[0] == "lowpass:cutoff=0.5"
+    rec = shipped / f"{first['key']}.json"
+    doctored = json.loads(rec.read_text())
+    doctored["accuracy"] = first["accuracy"] + 0.1
+    rec.write_text(json.dumps(doctored))
+    df = E.verify("ci", keys=[first["key"]], folder=shipped)
+    assert not df.reproduces[0] and df.same_config[0] and abs(df["diff"][0] + 0.1) < 1e-9
+    with pytest.raises(KeyError, match="nope"):
+        E.verify("ci", keys=["nope"], folder=shipped)
+    with pytest.raises(FileNotFoundError):
+        E.verify("cpu", folder=shipped)
+
+
 def test_config_covers_everything(results_tmp):
     cfg, _, _ = E.build_config(protection="random:eps=0.02", countermeasure="lowpass:0.4")
     assert cfg["protection"] == {"name": "random", "eps": 0.02, "seed": 0, "mode": "class"}
@@ -146,3 +170,19 @@ def test_defence_fields_enter_the_config_only_when_on(results_tmp):
     assert cut["recipe"]["cutout"] == 8 and "adv" not in cut["recipe"]
     assert adv["recipe"]["adv"] == "l2" and adv["recipe"]["adv_eps"] == 1.0
     assert len({E.config_key(c) for c in (plain, cut, adv)}) == 3
+
+
+def test_cutoff_tables():
+    import pandas as pd
+
+    assert E.cutoff_of("none") == 1.0
+    assert E.cutoff_of("lowpass:0.375") == 0.375
+    with pytest.raises(IndexError):
+        E.cutoff_of("jpeg")
+    sweep = pd.DataFrame({"protection": ["none", "em", "none", "em"],
+                          "countermeasure": ["none", "none", "lowpass:0.25", "lowpass:0.25"],
+                          "accuracy": [0.7, 0.5, 0.6, 0.4]})
+    sweep["cutoff"] = sweep.countermeasure.map(E.cutoff_of)
+    table = E.by_cutoff(sweep, ["em", "none"])
+    assert list(table.columns) == ["em", "none"] and list(table.index) == [0.25, 1.0]
+    assert table.loc[0.25, "em"] == pytest.approx(40.0)

@@ -117,7 +117,15 @@ def test_certify_protection_plumbing(results_tmp, monkeypatch):
     c = certify_protection("random", n_train=100, n_test=50, epochs=1, n_samples=3, q=0.5,
                            alpha=0.2)
     assert 0 <= c["bound"] <= 1 and c["config"]["protection"]["name"] == "random"
-    assert len(c["accuracies"]) == 3 and 0 <= c["accuracy"] <= 1
+    assert len(c["accuracies"]) == 3 and 0 <= c["accuracy"] <= 1 and not c["cached"]
+    kw = dict(n_train=100, n_test=50, epochs=1, n_samples=3, q=0.5, alpha=0.2)
+    again = certify_protection("random", **kw)  # cached: the same record, nothing trained
+    assert again["cached"] and again["bound"] == c["bound"]
+    assert again["accuracies"] == c["accuracies"]
+    other = certify_protection("random", **{**kw, "q": 0.6})  # other settings: a new record
+    assert not other["cached"] and other["accuracies"] == c["accuracies"]  # same seed, same θ
+    with pytest.raises(ValueError, match="unknown certification setting"):
+        certify_protection("random", **kw, sigmma=0.1)
 
 
 def test_rsk(cifar_small):
