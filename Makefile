@@ -6,7 +6,7 @@ TORCH  ?= torch==2.14.1 torchvision==0.29.1
 SCALE  ?= ci
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install bench reproduce verify notebooks clean
+.PHONY: demo test install bench reproduce verify screenshots notebooks clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,15 @@ verify: $(BIN)/.installed
 # keep each notebook's .ipynb and py:percent twin in sync after editing either
 notebooks: $(BIN)/.installed
 	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.ipynb
+
+# render every HTML figure of $(RSCALE) in headless Chromium (Debian: apt-get install chromium)
+# into results/screenshots/, to check that the figures open in a browser, offline
+CHROMIUM ?= chromium
+screenshots:
+	@mkdir -p results/screenshots; for f in figures/*_$(RSCALE).html; do \
+	  $(CHROMIUM) --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1000,650 \
+	    --screenshot=results/screenshots/$$(basename $$f .html).png file://$$PWD/$$f 2>/dev/null || exit 1; \
+	done; ls results/screenshots/*_$(RSCALE).png | wc -l
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/evaluator.py --scale $(SCALE)

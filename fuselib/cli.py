@@ -176,9 +176,9 @@ def cmd_certify(args):
     from .certify import certify_protection
 
     _header()
-    settings = {k: getattr(args, k) for k in ("sigma", "n_samples", "alpha", "q", "eta")}
+    settings = {k: getattr(args, k) for k in ("sigma", "n_samples", "alpha", "q", "eta", "n_eval")}
     print(f"scale {args.scale}, countermeasure {args.countermeasure}, "
-          + ", ".join(f"{k} {v:g}" for k, v in settings.items()))
+          + ", ".join(f"{k} {v}" for k, v in settings.items()))
     print(f"{'protection':40s} {'accuracy':>9s} {'mean(σ)':>9s} {'bound':>9s} {'seconds':>8s}")
     rows = []
     for p in args.protections:
@@ -281,6 +281,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sigma", type=float, default=0.01, help="weight-noise std (default 0.01)")
     p.add_argument("--n-samples", type=int, default=100, help="weight draws (default 100)")
+    p.add_argument("--n-eval", type=int, default=None,
+                   help="certify on the first N test images (default: all; each draw evaluates them)")
     p.add_argument("--alpha", type=float, default=0.01, help="1 - confidence (default 0.01)")
     p.add_argument("--q", type=float, default=0.7, help="accuracy quantile (default 0.7)")
     p.add_argument("--eta", type=float, default=0.0, help="certified weight radius (default 0)")

@@ -103,6 +103,26 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def host(device=None) -> dict:
+    """Where a record was computed: CPU model, threads, device, and whether ``amp="auto"``
+    trains in bf16 there. The same config trains to slightly different numbers on machines
+    with and without native bf16 (or another CPU's kernels), so records carry this."""
+    import platform
+
+    from .train import _bf16_ok
+
+    dev = torch.device(device) if device is not None else default_device()
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "threads": torch.get_num_threads(), "device": str(dev),
+            "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+            "bf16_autocast": _bf16_ok(dev)}
+
+
 def _find_json(name: str, field: str, want, measured: bool = True):
     """The first readable JSON record called ``name`` (the cache, then the shipped records)
     whose ``field`` equals ``want``; None when there is none."""
@@ -254,7 +274,7 @@ def fit_cached(prot, images, labels, config: dict, cache: bool = True, measured:
                     "config": fit_cfg, "fit_seconds": seconds, "device": str(default_device()),
                     "threads": torch.get_num_threads(), "cost": getattr(prot, "cost", ""),
                     "peak_rss_mb": _peak_rss_mb(),  # of the whole process, up to the fit's end
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": host()})
     return prot
 
 
@@ -322,7 +342,8 @@ def run(protection="none", countermeasure="none", arch=None, trainer="fast", sca
     STATS["trained"] += 1
     out.pop("model")
     result = {"key": key, "config": config, **out, "seconds": time.perf_counter() - t0,
-              "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "torch": torch.__version__}
+              "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "torch": torch.__version__,
+              "host": host(device)}
     if cache:
         _write_json(path, result)
     return {**result, "cached": False, "measured": False}
@@ -498,8 +519,9 @@ def verify(scale: str = "cpu", sample: int = 3, seed: int = 0, keys=None,
 
 
 def export(scale: str, dest: Path | str | None = None, fits: tuple = ("fuse",)) -> list:
-    """Copy every cached run record of ``scale`` (and the fitted protections named in ``fits``,
-    e.g. the FUSE generator; the spectral profiles and learnability certificates) into the shipped records folder; returns the files written.
+    """Copy every cached run record of ``scale`` into the shipped records folder, with the
+    fitted protections named in ``fits`` (e.g. the FUSE generator), the spectral profiles and
+    the learnability certificates; returns the files written.
     Records are copied as they are (key, config, curve, seconds, dates): nothing is edited;
     ``index.csv`` beside them lists every record in the folder, one row each."""
     import shutil

@@ -65,7 +65,8 @@ SUITE_FOR = {"ci": [], "cpu": []}.get(scale, PROTECTIONS)
 SUITE = [c for c in countermeasures.SUITE if not (scale == "cpu" and c.startswith("adv"))]
 # FUSE against class-wise EM (and clean data) over a low-pass cutoff sweep
 SWEEP_FOR = {"ci": ["none", "fuse"]}.get(scale, ["none", "em", "fuse"])
-CUTOFFS = {"ci": [0.25]}.get(scale, [0.125, 0.25, 0.375, 0.5, 0.625, 0.75])
+CUTOFFS = {"ci": [0.25], "cpu": [0.125, 0.25, 0.5, 0.75]}.get(
+    scale, [0.125, 0.25, 0.375, 0.5, 0.625, 0.75])
 STORED = Path("..") / "results" / f"main_{scale}.csv"
 print(PROTECTIONS, "| suite for:", SUITE_FOR)
 

@@ -12,6 +12,7 @@ def test_cache_hit_changed_config_and_corruption(results_tmp):
     before = E.STATS["trained"]
     r1 = E.run(**TINY)
     assert not r1["cached"] and E.STATS["trained"] == before + 1
+    assert r1["host"]["threads"] >= 1 and isinstance(r1["host"]["bf16_autocast"], bool)
     r2 = E.run(**TINY)
     assert r2["cached"] and E.STATS["trained"] == before + 1
     assert r2["accuracy"] == r1["accuracy"] and r2["key"] == r1["key"]

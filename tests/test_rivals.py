@@ -107,6 +107,11 @@ def test_certify_deterministic_bounded_and_meaningful():
     too_few = certify(good, x, y, n_samples=3, alpha=0.01)
     assert too_few["abstain"] and too_few["bound"] == 1.0
     assert order_statistic(100, 0.7, 0.01) == 81 and order_statistic(10, 0.7, 0.01) is None
+    # n_eval certifies on a prefix of the test images, exactly as if only those were given
+    head = certify(good, x, y, **kw, n_eval=50)
+    assert head["n_eval"] == 50 and head == {**certify(good, x[:50], y[:50], **kw), "n_eval": 50}
+    with pytest.raises(ValueError, match="n_eval"):
+        certify(good, x, y, n_eval=len(x) + 1)
 
 
 def test_certify_protection_plumbing(results_tmp, monkeypatch):
