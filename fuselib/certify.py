@@ -30,9 +30,10 @@ default of 10 always abstains at these settings: ``1 − 0.7¹⁰ < 0.99``); ``s
 official script's 0.1 (its surrogate is a ResNet-18): measured on the ``ci``-scale fastnet
 trained on clean CIFAR-10 (57.0% unsmoothed, 20 draws), the mean smoothed accuracy is 56.5% at σ
 0.003, 54.5% at 0.01, 31.6% at 0.03 and 10.2% (chance) at 0.1, where whatever the net learnt
-certifies chance. Cost: ``n_samples + 1`` evaluations of the test set (about 10–18 s each for 10,000 images and
-the fastnet on 2 CPU cores; ``n_eval`` certifies on a prefix of the test set to cut it). Deterministic given
-``seed``: the noise comes from one seeded CPU generator and evaluation runs in fp32.
+certifies chance. Cost: ``n_samples + 1`` evaluations of the test set (10,000 images take about
+10–18 s an evaluation with the fastnet on 2 CPU cores; ``n_eval`` certifies on a prefix of the
+test set). Deterministic given ``seed``: the noise comes from one seeded CPU generator and
+evaluation runs in fp32.
 """
 from __future__ import annotations
 
@@ -107,7 +108,8 @@ def certify_protection(protection="none", scale="ci", seed=0, countermeasure="no
     """Train the ``fast`` classifier on a protection's output exactly as
     :func:`fuselib.experiments.run` does (same subsets, fit cache, countermeasure, recipe) and
     certify it; ``settings`` go to :func:`certify` (``sigma``, ``n_samples``, ``alpha``, ``q``,
-    ``eta``, ``n_eval``). Returns the certificate with the run's ``accuracy``, ``config`` and ``seconds``.
+    ``eta``, ``n_eval``). Returns the certificate with the run's ``accuracy``, ``config`` and
+    ``seconds``.
 
     Cached like runs (``certificates/<key>.json`` in the results cache, then the shipped
     ``results/measured``), keyed by the run's config and the certification settings; a record

@@ -282,7 +282,7 @@ def main(argv=None):
     p.add_argument("--sigma", type=float, default=0.01, help="weight-noise std (default 0.01)")
     p.add_argument("--n-samples", type=int, default=100, help="weight draws (default 100)")
     p.add_argument("--n-eval", type=int, default=None,
-                   help="certify on the first N test images (default: all; each draw evaluates them)")
+                   help="certify on the first N test images (default all; each draw evaluates them)")
     p.add_argument("--alpha", type=float, default=0.01, help="1 - confidence (default 0.01)")
     p.add_argument("--q", type=float, default=0.7, help="accuracy quantile (default 0.7)")
     p.add_argument("--eta", type=float, default=0.0, help="certified weight radius (default 0)")

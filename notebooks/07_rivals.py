@@ -61,7 +61,7 @@ print(env)
 RIVALS = {"ci": ["none", "pue", "fuse"], "cpu": ["none", "gue", "pue", "fuse"]}.get(
     scale, ["none", "gue", "pue", "pue:robust=True", "vtg", "fuse"])
 # ci runs inside the test suite (a run is ~40 s there): no filter only, no RSK section
-CUTOFFS = {"ci": [], "cpu": [0.125, 0.25, 0.5, 0.75]}.get(
+CUTOFFS = {"ci": [], "cpu": [0.125, 0.25, 0.5]}.get(
     scale, [0.125, 0.25, 0.375, 0.5, 0.625, 0.75])
 # swept over every cutoff; the other rivals get no filter and the headline cutoff only
 # (at cpu a run is 4-7 minutes on 2 cores)
