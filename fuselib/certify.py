@@ -120,7 +120,7 @@ def certify_protection(protection="none", scale="ci", seed=0, countermeasure="no
 
     from . import data
     from .experiments import (_find_json, _write_json, build_config, config_key, host,
-                              protect, results_dir, subset)
+                              protect, results_dir, subset, trained_model)
     from .train import Recipe, default_device, train
 
     unknown = set(settings) - set(SETTINGS)
@@ -138,13 +138,21 @@ def certify_protection(protection="none", scale="ci", seed=0, countermeasure="no
     if hit is not None:
         return {**hit, "cached": True}
     t0 = time.perf_counter()
-    xtr, ytr = subset(*data.load(dataset, "train", data_root), config["n_train"], seed)
     xte, yte = subset(*data.load(dataset, "test", data_root), config["n_test"], seed)
-    seen = cm(protect(prot, xtr, ytr, config, cache), ytr)
-    out = train(seen, ytr, xte, yte, Recipe(**config["recipe"]), seed=seed,
-                device=device or default_device(), progress=progress)
-    cert = certify(out["model"], xte, yte, seed=seed, progress=progress, **cset)
-    result = {**cert, "accuracy": out["accuracy"], "config": config, "certificate_config": ccfg,
+    model = trained_model(config, device) if cache else None
+    record = (_find_json(f"{config_key(config)}.json", "config", ccfg["run"], measured=False)
+              if model is not None else None)
+    if record is not None:  # the run trained this classifier already: certify its weights
+        accuracy, trained_by = record["accuracy"], record["key"]
+    else:
+        xtr, ytr = subset(*data.load(dataset, "train", data_root), config["n_train"], seed)
+        seen = cm(protect(prot, xtr, ytr, config, cache), ytr)
+        out = train(seen, ytr, xte, yte, Recipe(**config["recipe"]), seed=seed,
+                    device=device or default_device(), progress=progress)
+        model, accuracy, trained_by = out["model"], out["accuracy"], None
+    cert = certify(model, xte, yte, seed=seed, progress=progress, **cset)
+    result = {**cert, "accuracy": accuracy, "config": config, "certificate_config": ccfg,
+              "model_from_run": trained_by,
               "seconds": time.perf_counter() - t0,
               "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "torch": torch.__version__,
               "host": host(device)}

@@ -130,7 +130,8 @@ def cmd_export(args):
     """Copy the cached run records of a scale (and its FUSE generator) to results/measured."""
     from . import experiments
 
-    files = experiments.export(args.scale, args.dest, fits=tuple(args.fits))
+    files = experiments.export(args.scale, args.dest, fits=tuple(args.fits),
+                               runs=not args.fits_only)
     print(f"wrote {len(files)} files" + (f" to {files[0].parent}" if files else ""))
 
 
@@ -257,6 +258,8 @@ def main(argv=None):
     p.add_argument("--dest", default=None, help="default: results/measured in this checkout")
     p.add_argument("--fits", nargs="*", default=["fuse"],
                    help="protections whose fitted state is copied too (default: fuse)")
+    p.add_argument("--fits-only", action="store_true",
+                   help="copy only those fits, no run records (runs then train on them)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("profile", help="spectral energy profile of protections' perturbations")

@@ -77,6 +77,8 @@ def measured_dir() -> Path | None:
         return None
     if os.environ.get("FUSELIB_MEASURED"):
         d = Path(os.environ["FUSELIB_MEASURED"])
+        if not d.is_dir():  # named explicitly: a typo must not silently retrain everything
+            raise FileNotFoundError(f"FUSELIB_MEASURED={d} is not a directory")
     else:
         d = Path(__file__).resolve().parent.parent / "results" / "measured"
     return d if d.is_dir() else None
@@ -340,13 +342,47 @@ def run(protection="none", countermeasure="none", arch=None, trainer="fast", sca
     out = train(seen, ytr, xte, yte, Recipe(**config["recipe"]), seed=seed,
                 device=device or default_device(), progress=progress)
     STATS["trained"] += 1
-    out.pop("model")
+    model = out.pop("model")
     result = {"key": key, "config": config, **out, "seconds": time.perf_counter() - t0,
               "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "torch": torch.__version__,
               "host": host(device)}
     if cache:
+        # first: a record in the cache means its weights are there too
+        _save_model(model, key, int(max(ytr.max(), yte.max())) + 1, xtr.shape[1:])
         _write_json(path, result)
     return {**result, "cached": False, "measured": False}
+
+
+def _save_model(model, key: str, num_classes: int, image_shape) -> None:
+    """The trained classifier's weights beside its record, in the cache only (``models/``;
+    never exported: a few MB a run). :func:`trained_model` loads them."""
+    d = results_dir() / "models"
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f".{key}.pt.tmp{os.getpid()}"
+    torch.save({"state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "num_classes": int(num_classes), "image_shape": [int(v) for v in image_shape]},
+               tmp)
+    os.replace(tmp, d / f"{key}.pt")
+
+
+def trained_model(config: dict, device=None):
+    """The classifier a cached run of ``config`` trained (in eval mode), or None when its
+    weights are not in the cache (shipped records carry none: retrain with :func:`run`)."""
+    from . import models
+
+    f = results_dir() / "models" / f"{config_key(config)}.pt"
+    if not f.is_file():
+        return None
+    r = Recipe(**config["recipe"])
+    saved = torch.load(f, map_location="cpu", weights_only=True)
+    c, h, _ = saved["image_shape"]
+    model = models.get(r.arch, saved["num_classes"], image_size=h, in_channels=c,
+                       **r.model_kwargs)
+    model.load_state_dict(saved["state"])
+    model = model.to(device or default_device())
+    if r.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model.eval()
 
 
 def protected_data(protection="none", scale="ci", seed=0, dataset="cifar10", n_train=None,
@@ -518,10 +554,13 @@ def verify(scale: str = "cpu", sample: int = 3, seed: int = 0, keys=None,
     return pd.DataFrame(rows)
 
 
-def export(scale: str, dest: Path | str | None = None, fits: tuple = ("fuse",)) -> list:
+def export(scale: str, dest: Path | str | None = None, fits: tuple = ("fuse",),
+           runs: bool = True) -> list:
     """Copy every cached run record of ``scale`` into the shipped records folder, with the
     fitted protections named in ``fits`` (e.g. the FUSE generator), the spectral profiles and
-    the learnability certificates; returns the files written.
+    the learnability certificates; returns the files written. ``runs=False`` copies only the
+    fits (of the protections the cached runs used): a run then still trains, on the shipped
+    protected data; this is how the ``ci`` notebooks skip the slow fits but not the training.
     Records are copied as they are (key, config, curve, seconds, dates): nothing is edited;
     ``index.csv`` beside them lists every record in the folder, one row each."""
     import shutil
@@ -541,7 +580,8 @@ def export(scale: str, dest: Path | str | None = None, fits: tuple = ("fuse",)) 
         obj = _read_cached(f, f.stem)
         if obj is None or obj["config"].get("scale") != scale:
             continue
-        copy(f, dest)
+        if runs:
+            copy(f, dest)
         if obj["config"]["protection"]["name"] in fits:
             fit_keys.add(config_key({k: obj["config"][k] for k in (
                 "fuselib", "data", "protection", "n_train", "seed")}))
@@ -549,13 +589,13 @@ def export(scale: str, dest: Path | str | None = None, fits: tuple = ("fuse",)) 
         for g in (src / "protections" / f"{k}.pt", src / "protections" / f"{k}.json"):
             if g.is_file():
                 copy(g, dest / "protections")
-    for f in sorted((src / "profiles").glob("*.json")):
+    for f in sorted((src / "profiles").glob("*.json")) if runs else []:
         try:
             if json.loads(f.read_text())["config"]["n_train"] == SCALES[scale]["n_train"]:
                 copy(f, dest / "profiles")
         except (OSError, ValueError, KeyError):
             continue
-    for f in sorted((src / "certificates").glob("*.json")):
+    for f in sorted((src / "certificates").glob("*.json")) if runs else []:
         try:
             if json.loads(f.read_text())["config"]["scale"] == scale:
                 copy(f, dest / "certificates")

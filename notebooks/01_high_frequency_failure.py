@@ -57,7 +57,7 @@ print(env)
 # derived from the scale: which methods and cutoffs this run can afford (the model-free
 # methods are cheap to make; EM, TAP and REM train a surrogate first). At cpu scale the
 # sample-wise EM uses the small budget of the ci tables; at paper scale every method its own.
-ZOO = {"ci": ["none", "lsp"],
+ZOO = {"ci": ["none", "ar"],  # at ci the runs of notebook 04 (one cache: trained once)
        "cpu": ["none", "random", "ar", "lsp", "ops", "cuda", "em",
                "em:mode=sample,pgd_steps=5,max_rounds=10", "tap", "rem", "dh", "uc"]}
 METHODS = ZOO.get(scale, ["none", "random", "ar", "lsp", "ops", "cuda", "em", "em:mode=sample",
@@ -148,4 +148,4 @@ rec.round(2)
 # %%
 # the sweep is a real measurement: every row trained, every filter changed the clean result
 assert sweep.accuracy.between(0, 1).all()
-assert acc.loc["none", 1.0] > 30, "the fast trainer learns clean data at every scale"
+assert acc.loc["none", 1.0] > 40, "the fast trainer learns clean data at every scale"

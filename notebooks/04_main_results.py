@@ -58,7 +58,8 @@ PROTECTIONS = {
 }.get(scale, ["none", "random", "ar", "lsp", "ops", "cuda", "em", "em:mode=sample", "tap",
               "rem", "dh", "uc", "fuse"])
 # at cpu scale a run is ~4 minutes on 2 cores: no filter and low-pass for the methods above
-FILTERS = {"cpu": ["none", "lowpass:0.25"]}.get(scale, ["none", "lowpass:0.25", "highpass:0.25"])
+FILTERS = {"ci": ["none", "lowpass:0.25"], "cpu": ["none", "lowpass:0.25"]}.get(
+    scale, ["none", "lowpass:0.25", "highpass:0.25"])
 # the whole suite costs ~22 trainings per protection (adversarial training ~10x one run),
 # about 1.5 hours a protection at cpu scale: only at paper scale by default
 SUITE_FOR = {"ci": [], "cpu": []}.get(scale, PROTECTIONS)

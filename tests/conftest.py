@@ -16,6 +16,7 @@ def _seed():
 def results_tmp(tmp_path, monkeypatch):
     """An empty results cache for one test."""
     monkeypatch.setenv("FUSELIB_RESULTS", str(tmp_path / "results"))
+    (tmp_path / "measured").mkdir()
     monkeypatch.setenv("FUSELIB_MEASURED", str(tmp_path / "measured"))  # none shipped
     monkeypatch.delenv("FUSELIB_RECOMPUTE", raising=False)
     return tmp_path / "results"

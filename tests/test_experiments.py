@@ -54,6 +54,10 @@ def test_shipped_records_are_read_but_never_trusted_blindly(results_tmp, tmp_pat
     monkeypatch.setenv("FUSELIB_RECOMPUTE", "1")
     assert E.measured_dir() is None
     monkeypatch.delenv("FUSELIB_RECOMPUTE")
+    monkeypatch.setenv("FUSELIB_MEASURED", str(tmp_path / "typo"))
+    with pytest.raises(FileNotFoundError, match="typo"):
+        E.measured_dir()
+    monkeypatch.setenv("FUSELIB_MEASURED", str(shipped))
     rec = shipped / f"{first['key']}.json"
     doctored = json.loads(rec.read_text())
     doctored["config"]["seed"] = 5
@@ -109,10 +113,8 @@ def test_grid_dataframe(results_tmp):
     assert {"accuracy", "peak_accuracy", "curve", "seconds", "cached"} <= set(df.columns)
 
 
-def test_ci_scale_learns(results_tmp):
-    """The ci preset must learn clean CIFAR-10 clearly above chance (10%)."""
-    r = E.run(scale="ci")
-    assert r["accuracy"] >= 0.40, r["curve"]
+# that the ci preset learns clean CIFAR-10 (> 40%) is asserted by notebook 01 at ci scale, which
+# trains that run anyway (a full ci run is 1.5 minutes on 2 cores)
 
 
 def test_bad_names(results_tmp):

@@ -131,6 +131,17 @@ def test_certify_protection_plumbing(results_tmp, monkeypatch):
     assert not other["cached"] and other["accuracies"] == c["accuracies"]  # same seed, same θ
     with pytest.raises(ValueError, match="unknown certification setting"):
         certify_protection("random", **kw, sigmma=0.1)
+    # a run saves its classifier in the cache: certifying it then trains nothing and gives
+    # the certificate a retrain gives (same seed, same weights)
+    from fuselib import experiments as E
+
+    r = E.run("random", n_train=100, n_test=50, epochs=1)
+    assert E.trained_model(r["config"]) is not None
+    monkeypatch.setattr(fuselib.train, "train", lambda *a, **k: pytest.fail("retrained"))
+    reused = certify_protection("random", **{**kw, "q": 0.55})
+    assert reused["model_from_run"] == r["key"]
+    assert reused["accuracy"] == r["accuracy"]
+    assert reused["accuracies"] == c["accuracies"]
 
 
 def test_rsk(cifar_small):
