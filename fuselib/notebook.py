@@ -61,3 +61,21 @@ def setup(scale: str = "ci", seed: int = 0, data_root=None, device=None,
     # survive papermill and open offline in JupyterLab and classic Jupyter; Colab has its own
     pio.renderers.default = "colab" if in_colab() else "plotly_mimetype+notebook"
     return Env(scale, int(seed), dev, SCALES[scale]["n_train"], in_colab())
+
+
+def final_peak(final, peak=None, digits: int = 2):
+    """A table of accuracies (%) as text, ``"final (peak)"`` when ``peak`` is given; cells not
+    measured (NaN) left blank."""
+    def cell(f, p=None):
+        if f != f:  # NaN
+            return ""
+        return f"{f:.{digits}f}" if p is None else f"{f:.{digits}f} ({p:.{digits}f})"
+
+    import pandas as pd
+
+    if peak is None:
+        return final.map(cell)
+    peak = peak.reindex(index=final.index, columns=final.columns)
+    return pd.DataFrame([[cell(f, p) for f, p in zip(fr, pr)]
+                         for fr, pr in zip(final.to_numpy(), peak.to_numpy())],
+                        index=final.index, columns=final.columns)

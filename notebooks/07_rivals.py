@@ -92,7 +92,7 @@ acc = experiments.by_cutoff(sweep, RIVALS)
 peak = experiments.by_cutoff(sweep, RIVALS, "peak_accuracy")
 print(f"final (peak) clean test accuracy (%) after low-pass at each cutoff (1.0 = no filter), "
       f"scale {scale}; blank: not run at this scale")
-(acc.round(2).astype(str) + " (" + peak.round(2).astype(str) + ")").replace("nan (nan)", "")
+notebook.final_peak(acc, peak)
 
 # %%
 fig = plots.lines({p: (list(acc[p].dropna().index), acc[p].dropna().tolist()) for p in RIVALS},

@@ -84,3 +84,14 @@ def test_cached_only_never_trains(results_tmp):
     df = experiments.grid(["none"], ["lowpass:0.25"], scale="ci", cached_only=True)
     assert len(df) == 0 and "accuracy" in df.columns
     assert experiments.STATS["trained"] == before
+
+
+def test_final_peak_table_text():
+    from fuselib.notebook import final_peak
+
+    final = pd.DataFrame({"a": [10.0, float("nan")], "b": [50.126, 60.0]}, index=[0.25, 1.0])
+    peak = final + 1
+    t = final_peak(final, peak)
+    assert t.loc[0.25, "a"] == "10.00 (11.00)" and t.loc[1.0, "a"] == ""
+    assert t.loc[0.25, "b"] == "50.13 (51.13)"
+    assert final_peak(final).loc[1.0, "b"] == "60.00"
