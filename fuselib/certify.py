@@ -139,10 +139,10 @@ def certify_protection(protection="none", scale="ci", seed=0, countermeasure="no
         return {**hit, "cached": True}
     t0 = time.perf_counter()
     xte, yte = subset(*data.load(dataset, "test", data_root), config["n_test"], seed)
-    model = trained_model(config, device) if cache else None
     record = (_find_json(f"{config_key(config)}.json", "config", ccfg["run"], measured=False)
-              if model is not None else None)
-    if record is not None:  # the run trained this classifier already: certify its weights
+              if cache else None)
+    model = trained_model(config, device) if record is not None else None
+    if model is not None:  # the run trained this classifier already: certify its weights
         accuracy, trained_by = record["accuracy"], record["key"]
     else:
         xtr, ytr = subset(*data.load(dataset, "train", data_root), config["n_train"], seed)
