@@ -287,6 +287,7 @@ def main(argv=None):
     protection file (``fuselib.protections.load`` reads it) and a checkpoint to resume from."""
     import argparse
     import hashlib
+    import sys
 
     from . import data, protections
     from .experiments import subset
@@ -316,7 +317,11 @@ def main(argv=None):
     p.fit(x, y)
     if a.report_sync:
         blob = b"".join(v.cpu().numpy().tobytes() for v in p.generator.values())
-        print(f"rank {rank}/{world} generator {hashlib.sha256(blob).hexdigest()[:16]}", flush=True)
+        # one write(2) of a short line: the ranks share the pipe, and print() writes the text and
+        # the newline separately, so two ranks' lines could interleave ("rank 0 ...rank 1 ...").
+        sys.stdout.flush()
+        line = f"rank {rank}/{world} generator {hashlib.sha256(blob).hexdigest()[:16]}\n"
+        os.write(sys.stdout.fileno(), line.encode())
     if rank == 0:
         p.save(a.out)
         print(f"wrote {a.out}: {p.cost}; last epoch {p.history[-1] if p.history else {}}")

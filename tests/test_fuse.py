@@ -1,5 +1,6 @@
 """FUSE: the generator, the two training ideas, checkpoint/resume and torchrun."""
 import os
+import re
 import subprocess
 import sys
 
@@ -156,7 +157,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
            "--portion", "1.0", "--batch-size", "40", "--surrogate-steps", "2", "--report-sync"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
-    hashes = [line.split()[-1] for line in res.stdout.splitlines() if line.startswith("rank ")]
-    assert len(hashes) == 2 and hashes[0] == hashes[1], res.stdout
+    found = dict(re.findall(r"rank (\d)/2 generator ([0-9a-f]{16})", res.stdout))
+    assert sorted(found) == ["0", "1"] and found["0"] == found["1"], res.stdout
     p = protections.load(out)
     assert p.deltas.shape == (10, 3, 32, 32) and float(p.deltas.abs().max()) <= 8 / 255 + 1e-7
