@@ -106,16 +106,26 @@ def cmd_grid(args):
     df = experiments.grid(protections=args.protections, countermeasures=cms,
                           trainer=args.trainer, scale=args.scale, seeds=args.seeds,
                           data_root=args.data_root, cache=not args.no_cache,
-                          measured=not args.recompute)
+                          measured=not args.recompute, cached_only=args.cached_only)
+    if df.empty:
+        print(f"nothing measured yet for these runs at scale {args.scale} "
+              f"(--cached-only trains nothing; drop it to run them)")
+        return
     df["cell"] = [f"{a:6.2%} ({p:6.2%})" for a, p in zip(df.accuracy, df.peak_accuracy)]
-    table = df.pivot_table(index="protection", columns="countermeasure", values="cell",
-                           aggfunc="first", sort=False)
+    # the longer list runs down the rows: a suite of countermeasures reads as a column per
+    # protection, a zoo of protections as a row each
+    n_cm = len(experiments._SUITE) if cms == "all" else len(cms)
+    rows, cols = (("countermeasure", "protection") if n_cm > len(args.protections)
+                  else ("protection", "countermeasure"))
+    table = df.pivot_table(index=rows, columns=cols, values="cell", aggfunc="first",
+                           sort=False).fillna("")
     print(f"clean test accuracy, final (peak) | trainer {args.trainer}, scale {args.scale}, "
           f"seeds {args.seeds}, {df.arch.iloc[0]}")
     print(table.to_string())
     print(f"{len(df)} runs, {int(df.cached.sum())} from the cache "
           f"({int(df.measured.sum())} of them shipped in results/measured), "
-          f"{df.seconds[~df.cached].sum():.0f} s computed")
+          f"{df.seconds[~df.cached].sum():.0f} s computed"
+          + (" (--cached-only: blank cells are not measured yet)" if args.cached_only else ""))
     if args.csv:
         from pathlib import Path
 
@@ -250,6 +260,9 @@ def main(argv=None):
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--recompute", action="store_true",
                    help="ignore the records shipped in results/measured (the cache still counts)")
+    p.add_argument("--cached-only", action="store_true",
+                   help="train nothing: the table of the runs already measured (cache and "
+                        "shipped records)")
     p.add_argument("--csv", default=None, help="also write the tidy table here")
     p.set_defaults(func=cmd_grid)
 

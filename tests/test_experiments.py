@@ -164,6 +164,26 @@ def test_cli_grid_table_and_csv(results_tmp, tmp_path, monkeypatch, capsys):
     df = pd.read_csv(csv)
     assert len(df) == 4 and set(df.protection) == {"none", "random"}
 
+    # --cached-only trains nothing; a suite (more countermeasures than protections) runs down
+    seen = []
+
+    def cached_run(protection, countermeasure, arch, seed, **kw):
+        seen.append(kw["cached_only"])
+        return None if countermeasure == "median" else fake_run(protection, countermeasure,
+                                                                 arch, seed, **kw)
+
+    monkeypatch.setattr(E, "run", cached_run)
+    assert cli.main(["grid", "none", "--countermeasures", "none", "jpeg:10", "median",
+                     "--cached-only"]) == 0
+    out = capsys.readouterr().out
+    assert seen == [True] * 3 and "median" not in out and "blank cells" in out
+    lines = out.splitlines()
+    assert any(line.startswith("jpeg:10") and "80.00% (81.00%)" in line for line in lines)
+    seen.clear()
+    monkeypatch.setattr(E, "run", lambda *a, **kw: None)
+    assert cli.main(["grid", "none", "--countermeasures", "median", "--cached-only"]) == 0
+    assert "nothing measured yet" in capsys.readouterr().out
+
 
 def test_defence_fields_enter_the_config_only_when_on(results_tmp):
     plain, _, _ = E.build_config()
