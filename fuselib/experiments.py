@@ -348,9 +348,16 @@ def run(protection="none", countermeasure="none", arch=None, trainer="fast", sca
               "host": host(device)}
     if cache:
         # first: a record in the cache means its weights are there too
-        _save_model(model, key, int(max(ytr.max(), yte.max())) + 1, xtr.shape[1:])
+        if keep_models():
+            _save_model(model, key, int(max(ytr.max(), yte.max())) + 1, xtr.shape[1:])
         _write_json(path, result)
     return {**result, "cached": False, "measured": False}
+
+
+def keep_models() -> bool:
+    """Whether runs keep their classifier's weights in the cache (``FUSELIB_KEEP_MODELS``, on
+    by default; ``0`` turns it off: a few MB a run at ci/cpu scale, ~100 MB a ResNet-50 run)."""
+    return os.environ.get("FUSELIB_KEEP_MODELS", "1") not in ("", "0", "false", "no")
 
 
 def _save_model(model, key: str, num_classes: int, image_shape) -> None:

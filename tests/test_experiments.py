@@ -31,6 +31,16 @@ def test_cache_hit_changed_config_and_corruption(results_tmp):
     assert not E.run(**TINY)["cached"]
 
 
+def test_runs_keep_their_classifier_unless_told_not_to(results_tmp, monkeypatch):
+    kept = E.run(**TINY)
+    model = E.trained_model(kept["config"])
+    assert model is not None and not model.training
+    monkeypatch.setenv("FUSELIB_KEEP_MODELS", "0")
+    other = E.run(**{**TINY, "seed": 3})
+    assert not other["cached"] and E.trained_model(other["config"]) is None
+    assert not any(p.name.startswith(other["key"]) for p in (results_tmp / "models").iterdir())
+
+
 def test_shipped_records_are_read_but_never_trusted_blindly(results_tmp, tmp_path, monkeypatch):
     """export() copies a scale's records; a fresh cache then reads them instead of training,
     FUSELIB_RECOMPUTE=1 / measured=False ignore them, a doctored record is recomputed."""
