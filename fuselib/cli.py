@@ -169,15 +169,33 @@ def cmd_verify(args):
     from . import experiments
 
     _header()
+    if args.fits:
+        tol = 0.5 if args.tolerance is None else args.tolerance
+        df = experiments.verify_fits(args.scale, names=args.fits or None, tolerance=tol)
+        if df.empty:
+            raise FileNotFoundError(f"no shipped {args.scale}-scale fits"
+                                    + (f" of {' '.join(args.fits)}" if args.fits else ""))
+        for r in df.itertuples():
+            verdict = "ok" if r.reproduces else "DIFFERS"
+            print(f"{r.key}  {r.protection:28s} n_train {r.n_train:6d}  equal pixels "
+                  f"{r.equal_pixels:7.2%}  mean |diff| {r.mean_abs_diff:.3f}/255  max "
+                  f"{r.max_abs_diff:.0f}/255  {r.seconds:5.0f} s  {verdict}")
+        bad = int((~df.reproduces).sum())
+        print(f"{len(df) - bad} of {len(df)} shipped fit(s) reproduced "
+              f"(tolerance: mean |diff| <= {tol}/255)")
+        if bad:
+            raise RuntimeError(f"{bad} shipped fit(s) did not reproduce")
+        return
+    tol = 0.005 if args.tolerance is None else args.tolerance
     df = experiments.verify(args.scale, sample=args.sample, seed=args.seed, keys=args.keys,
-                            tolerance=args.tolerance)
+                            tolerance=tol)
     for r in df.itertuples():
         verdict = "ok" if r.reproduces else ("CONFIG DIFFERS" if not r.same_config else "DIFFERS")
         print(f"{r.key}  {r.protection:28s} {r.countermeasure:22s} shipped {r.shipped:7.2%}  "
               f"recomputed {r.recomputed:7.2%}  {r.seconds:5.0f} s  {verdict}")
     bad = int((~df.reproduces).sum())
     print(f"{len(df) - bad} of {len(df)} shipped record(s) reproduced "
-          f"(tolerance {args.tolerance:.2%})")
+          f"(tolerance {tol:.2%})")
     if bad:
         raise RuntimeError(f"{bad} shipped record(s) did not reproduce")
 
@@ -286,8 +304,12 @@ def main(argv=None):
     p.add_argument("--sample", type=int, default=3, help="how many records, drawn at random")
     p.add_argument("--seed", type=int, default=0, help="seed of the random draw")
     p.add_argument("--keys", nargs="*", default=None, help="verify these record keys instead")
-    p.add_argument("--tolerance", type=float, default=0.005,
-                   help="largest accepted accuracy difference (default 0.005 = 0.5 points)")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="largest accepted accuracy difference (default 0.005 = 0.5 points); "
+                        "with --fits, mean grey-level difference (default 0.5 of 255)")
+    p.add_argument("--fits", nargs="*", default=None,
+                   help="refit the shipped fitted protections instead (all, or these names) "
+                        "and compare the protected images")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("certify", help="certified learnability bound of protected training data")

@@ -561,6 +561,53 @@ def verify(scale: str = "cpu", sample: int = 3, seed: int = 0, keys=None,
     return pd.DataFrame(rows)
 
 
+def verify_fits(scale: str | None = None, folder=None, names=None, tolerance: float = 0.5):
+    """Refit the shipped fitted protections (``protections/*.pt`` under the shipped records)
+    from their stored config and compare what they do to the training images: a fit
+    *reproduces* when the protected images agree to within ``tolerance`` grey levels (0–255)
+    on average. ``scale`` keeps the fits of that scale's training-set size, ``names`` those
+    protections. Nothing is cached. Returns one DataFrame row per fit."""
+    import pandas as pd
+
+    folder = Path(folder) if folder is not None else measured_dir()
+    if folder is None or not (Path(folder) / "protections").is_dir():
+        raise FileNotFoundError("no shipped fits to verify (results/measured/protections is "
+                                "absent, or FUSELIB_RECOMPUTE=1 switched them off)")
+    rows = []
+    for meta in sorted((Path(folder) / "protections").glob("*.json")):
+        try:
+            cfg = json.loads(meta.read_text())["config"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if scale is not None and cfg["n_train"] != SCALES[scale]["n_train"]:
+            continue
+        d = cfg["protection"]
+        if names and d["name"] not in names:
+            continue
+        dataset = cfg["data"].split("/")[0]
+        same_data = data.info(dataset).key == cfg["data"]
+        xtr, ytr = data.load(dataset, "train")
+        xtr, ytr = subset(xtr, ytr, cfg["n_train"], cfg["seed"])
+        shipped = protections.load(meta.with_suffix(".pt"))
+        t0 = time.perf_counter()
+        fresh = protections.get(d["name"], **{k: v for k, v in d.items() if k != "name"})
+        fresh.fit(xtr, ytr)
+        a = shipped.apply(xtr, ytr).float()
+        b = fresh.apply(xtr, ytr).float()
+        diff = (a - b).abs()
+        mean = float(diff.mean())
+        rows.append({"key": meta.stem, "protection": _spec(d, protections),
+                     "n_train": cfg["n_train"], "same_config": fresh.config() == shipped.config()
+                     and cfg["fuselib"] == __version__ and same_data,
+                     "equal_pixels": float((diff == 0).float().mean()), "mean_abs_diff": mean,
+                     "max_abs_diff": float(diff.max()),
+                     "reproduces": mean <= tolerance and fresh.config() == shipped.config(),
+                     "seconds": time.perf_counter() - t0})
+    return pd.DataFrame(rows, columns=None if rows else [
+        "key", "protection", "n_train", "same_config", "equal_pixels", "mean_abs_diff",
+        "max_abs_diff", "reproduces", "seconds"])
+
+
 def export(scale: str, dest: Path | str | None = None, fits: tuple = ("fuse",),
            runs: bool = True) -> list:
     """Copy every cached run record of ``scale`` into the shipped records folder, with the
@@ -645,6 +692,10 @@ def write_index(folder: Path | str) -> Path:
                      "created": obj.get("created"), "torch": obj.get("torch"), "key": obj["key"]})
     out = folder / "index.csv"
     tmp = folder / ".index.csv.tmp"
-    pd.DataFrame(rows).sort_values(["scale", "protection", "countermeasure"]).to_csv(tmp, index=False)
+    cols = ["scale", "protection", "countermeasure", "arch", "epochs", "n_train", "poison_ratio",
+            "seed", "accuracy", "peak_accuracy", "peak_epoch", "seconds", "created", "torch", "key"]
+    # a folder of fits only (export --fits-only into a new folder) gets the header alone
+    pd.DataFrame(rows, columns=cols).sort_values(["scale", "protection", "countermeasure"]).to_csv(
+        tmp, index=False)
     os.replace(tmp, out)
     return out

@@ -100,6 +100,34 @@ def test_verify_recomputes_shipped_records_from_scratch(results_tmp, tmp_path):
         E.verify("cpu", folder=shipped)
 
 
+def test_verify_fits_refits_shipped_protections(results_tmp, tmp_path, monkeypatch, capsys):
+    """verify_fits() refits each shipped fit from its stored config and compares the protected
+    images; an edited fit is flagged."""
+    from fuselib import protections
+
+    E.run(protection="random", **TINY)
+    shipped = tmp_path / "shipped"
+    E.export("ci", shipped, fits=("random",), runs=False)
+    df = E.verify_fits(folder=shipped)
+    assert len(df) == 1 and bool(df.reproduces[0]) and df.equal_pixels[0] == 1.0
+    assert df.protection[0] == "random" and df.n_train[0] == 300 and bool(df.same_config[0])
+    assert E.verify_fits("ci", folder=shipped).empty  # ci's own size is 5,000 images
+    assert E.verify_fits(folder=shipped, names=["em"]).empty
+    pt = next((shipped / "protections").glob("*.pt"))
+    p = protections.load(pt)
+    p.deltas = -p.deltas  # a fit that was not what its config makes
+    p.save(pt)
+    df = E.verify_fits(folder=shipped)
+    assert not df.reproduces[0] and df.mean_abs_diff[0] > 1 and df.max_abs_diff[0] <= 16
+    with pytest.raises(FileNotFoundError, match="no shipped fits"):
+        E.verify_fits(folder=tmp_path / "nothing")
+    from fuselib import cli
+
+    monkeypatch.setenv("FUSELIB_MEASURED", str(shipped))
+    assert cli.main(["verify", "--fits", "random", "--scale", "ci"]) == 2  # none of ci's size
+    assert "no shipped ci-scale fits of random" in capsys.readouterr().err
+
+
 def test_config_covers_everything(results_tmp):
     cfg, _, _ = E.build_config(protection="random:eps=0.02", countermeasure="lowpass:0.4")
     assert cfg["protection"] == {"name": "random", "eps": 0.02, "seed": 0, "mode": "class"}
