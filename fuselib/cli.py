@@ -121,7 +121,17 @@ def cmd_grid(args):
                            sort=False).fillna("")
     print(f"clean test accuracy, final (peak) | trainer {args.trainer}, scale {args.scale}, "
           f"seeds {args.seeds}, {df.arch.iloc[0]}")
-    print(table.to_string())
+    if args.markdown:  # final accuracy, the peak in brackets where it is higher
+        df["cell"] = [f"{a:.2%}" + (f" ({p:.2%})" if p > a else "")
+                      for a, p in zip(df.accuracy, df.peak_accuracy)]
+        table = df.pivot_table(index=rows, columns=cols, values="cell", aggfunc="first",
+                               sort=False).fillna("")
+        print(f"| {rows} | " + " | ".join(map(str, table.columns)) + " |")
+        print("| --- " * (len(table.columns) + 1) + "|")
+        for name, cells in table.iterrows():
+            print(f"| {name} | " + " | ".join(cells) + " |")
+    else:
+        print(table.to_string())
     print(f"{len(df)} runs, {int(df.cached.sum())} from the cache "
           f"({int(df.measured.sum())} of them shipped in results/measured), "
           f"{df.seconds[~df.cached].sum():.0f} s computed"
@@ -281,6 +291,8 @@ def main(argv=None):
     p.add_argument("--cached-only", action="store_true",
                    help="train nothing: the table of the runs already measured (cache and "
                         "shipped records)")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the table as Markdown (final accuracy, peak in brackets if higher)")
     p.add_argument("--csv", default=None, help="also write the tidy table here")
     p.set_defaults(func=cmd_grid)
 

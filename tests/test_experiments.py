@@ -217,6 +217,10 @@ def test_cli_grid_table_and_csv(results_tmp, tmp_path, monkeypatch, capsys):
     assert seen == [True] * 3 and "median" not in out and "blank cells" in out
     lines = out.splitlines()
     assert any(line.startswith("jpeg:10") and "80.00% (81.00%)" in line for line in lines)
+    assert cli.main(["grid", "none", "--countermeasures", "none", "jpeg:10", "median",
+                     "--cached-only", "--markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "| countermeasure | none |" in lines and "| jpeg:10 | 80.00% (81.00%) |" in lines
     seen.clear()
     monkeypatch.setattr(E, "run", lambda *a, **kw: None)
     assert cli.main(["grid", "none", "--countermeasures", "median", "--cached-only"]) == 0
