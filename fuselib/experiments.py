@@ -38,10 +38,15 @@ from .train import Recipe, default_device, get_recipe, train
 _SUITE = countermeasures.SUITE
 
 # scale -> training-set size, test-set size and per-trainer recipe overrides.
-# ci: seconds on 2 CPU cores; cpu: about four minutes per classifier on 2 cores
-# (10,000 training images); full: all 50,000 training images on a CPU (about 6 minutes);
+# smoke: a few seconds a run on 2 CPU cores, to check that a whole grid runs end to end (every
+# countermeasure, a new protection) before paying for it; its accuracies say little;
+# ci: 1-2 minutes a run on 2 cores, the tests and notebooks; cpu: 4-9 minutes a classifier on
+# 2 cores (10,000 training images); full: all 50,000 training images on a CPU;
 # paper: all images, the paper's epochs, meant for a GPU.
 SCALES = {
+    "smoke": dict(n_train=1000, n_test=500,
+                  fast=dict(epochs=8, batch_size=128, model_kwargs={"widths": (16, 32, 64)}),
+                  standard=dict(epochs=1)),
     "ci": dict(n_train=5000, n_test=2000,
                fast=dict(epochs=8, model_kwargs={"widths": (32, 64, 128)}),
                standard=dict(epochs=2)),

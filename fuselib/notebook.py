@@ -40,8 +40,9 @@ def in_colab() -> bool:
 def setup(scale: str = "ci", seed: int = 0, data_root=None, device=None,
           threads: int | None = None, download=None) -> Env:
     """``download``: fetch CIFAR-10 when it is not found locally (default: only on Colab)."""
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {', '.join(SCALES)}; got {scale!r}")
+    if scale not in SCALES or scale == "smoke":
+        raise ValueError(f"scale must be one of {', '.join(s for s in SCALES if s != 'smoke')}"
+                         f" (smoke is for grid plumbing checks, not notebooks); got {scale!r}")
     if data_root is not None:
         if not os.path.isdir(data_root):
             raise FileNotFoundError(f"data_root {data_root!r} is not a folder")

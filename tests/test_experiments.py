@@ -251,3 +251,15 @@ def test_cutoff_tables():
     table = E.by_cutoff(sweep, ["em", "none"])
     assert list(table.columns) == ["em", "none"] and list(table.index) == [0.25, 1.0]
     assert table.loc[0.25, "em"] == pytest.approx(40.0)
+
+
+def test_smoke_scale_is_for_grids_not_notebooks():
+    from fuselib import notebook
+
+    config, _, _ = E.build_config("ar", "cutout", scale="smoke")
+    assert config["n_train"] == 1000 and config["recipe"]["epochs"] == 8
+    assert config["recipe"]["cutout"] == 16
+    with pytest.raises(ValueError, match="smoke is for grid"):
+        notebook.setup("smoke")
+    with pytest.raises(ValueError, match="scale must be one of ci"):
+        notebook.setup("huge")
