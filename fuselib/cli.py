@@ -111,7 +111,11 @@ def cmd_grid(args):
         print(f"nothing measured yet for these runs at scale {args.scale} "
               f"(--cached-only trains nothing; drop it to run them)")
         return
-    df["cell"] = [f"{a:6.2%} ({p:6.2%})" for a, p in zip(df.accuracy, df.peak_accuracy)]
+    if args.markdown:  # final accuracy, the peak in brackets where it is higher
+        df["cell"] = [f"{a:.2%}" + (f" ({p:.2%})" if p > a else "")
+                      for a, p in zip(df.accuracy, df.peak_accuracy)]
+    else:
+        df["cell"] = [f"{a:6.2%} ({p:6.2%})" for a, p in zip(df.accuracy, df.peak_accuracy)]
     # the longer list runs down the rows: a suite of countermeasures reads as a column per
     # protection, a zoo of protections as a row each
     n_cm = len(experiments._SUITE) if cms == "all" else len(cms)
@@ -121,11 +125,7 @@ def cmd_grid(args):
                            sort=False).fillna("")
     print(f"clean test accuracy, final (peak) | trainer {args.trainer}, scale {args.scale}, "
           f"seeds {args.seeds}, {df.arch.iloc[0]}")
-    if args.markdown:  # final accuracy, the peak in brackets where it is higher
-        df["cell"] = [f"{a:.2%}" + (f" ({p:.2%})" if p > a else "")
-                      for a, p in zip(df.accuracy, df.peak_accuracy)]
-        table = df.pivot_table(index=rows, columns=cols, values="cell", aggfunc="first",
-                               sort=False).fillna("")
+    if args.markdown:
         print(f"| {rows} | " + " | ".join(map(str, table.columns)) + " |")
         print("| --- " * (len(table.columns) + 1) + "|")
         for name, cells in table.iterrows():

@@ -578,7 +578,7 @@ def verify_fits(scale: str | None = None, folder=None, names=None, tolerance: fl
     if folder is None or not (Path(folder) / "protections").is_dir():
         raise FileNotFoundError("no shipped fits to verify (results/measured/protections is "
                                 "absent, or FUSELIB_RECOMPUTE=1 switched them off)")
-    rows = []
+    rows, loaded = [], {}
     for meta in sorted((Path(folder) / "protections").glob("*.json")):
         try:
             cfg = json.loads(meta.read_text())["config"]
@@ -590,9 +590,11 @@ def verify_fits(scale: str | None = None, folder=None, names=None, tolerance: fl
         if names and d["name"] not in names:
             continue
         dataset = cfg["data"].split("/")[0]
-        same_data = data.info(dataset).key == cfg["data"]
-        xtr, ytr = data.load(dataset, "train")
-        xtr, ytr = subset(xtr, ytr, cfg["n_train"], cfg["seed"])
+        if dataset not in loaded:  # read each dataset once, however many fits use it
+            loaded[dataset] = (data.info(dataset).key, data.load(dataset, "train"))
+        key, (xall, yall) = loaded[dataset]
+        same_data = key == cfg["data"]
+        xtr, ytr = subset(xall, yall, cfg["n_train"], cfg["seed"])
         shipped = protections.load(meta.with_suffix(".pt"))
         t0 = time.perf_counter()
         fresh = protections.get(d["name"], **{k: v for k, v in d.items() if k != "name"})
