@@ -205,7 +205,10 @@ def to_matplotlib(fig: go.Figure):
             ax.bar(xs - 0.4 + w * (k + 0.5), list(tr.y), width=w, label=tr.name,
                    color=tr.marker.color if tr.marker else None)
             ax.set_xticks(xs)
-            ax.set_xticklabels([str(c) for c in tr.x], fontsize=8)
+            labels = [str(c) for c in tr.x]
+            crowded = sum(map(len, labels)) > 60  # long names side by side overlap: slant them
+            ax.set_xticklabels(labels, fontsize=8, rotation=40 if crowded else 0,
+                               ha="right" if crowded else "center")
         elif tr.type == "heatmap":
             ax.imshow(np.asarray(tr.z, dtype=float), vmin=tr.zmin, vmax=tr.zmax, cmap="viridis")
             ax.set_xticks([])
@@ -250,7 +253,7 @@ def save(fig: go.Figure, name: str, folder=None, png: bool = True) -> dict:
         mfig = to_matplotlib(fig)
         path = folder / f"{name}.png"
         tmp = folder / f".{name}.tmp.png"
-        mfig.savefig(tmp, dpi=100)
+        mfig.savefig(tmp, dpi=100, bbox_inches="tight")  # slanted labels stay in
         plt.close(mfig)
         os.replace(tmp, path)
         out["png"] = path
