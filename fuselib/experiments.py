@@ -12,7 +12,9 @@ of its complete config — protection and countermeasure with all their paramete
 training recipe, scale, data subset, seed, the exact data variant and the fuselib version —
 so re-running a notebook reuses finished cells and any change of config recomputes. A file
 that cannot be read, or whose config does not match, is ignored and recomputed, never
-trusted. Fitted protections are cached beside the results the same way.
+trusted. Fitted protections are cached beside the results the same way. A run that is
+stopped mid-training (Ctrl-C, a closed laptop, a session's end) left a checkpoint of its last
+finished epoch in ``partial/``; running it again resumes there and ends with the same record.
 
 Measured records ship with the repository in ``results/measured/`` (``$FUSELIB_MEASURED``):
 run records and fitted protections copied from a cache by :func:`export`, with their
@@ -344,11 +346,18 @@ def run(protection="none", countermeasure="none", arch=None, trainer="fast", sca
     if "poison_ratio" in config:
         protected = partial(xtr, protected, config["poison_ratio"], seed)
     seen = cm(protected, ytr)
+    # an interrupted run resumes from its last finished epoch (the checkpoint goes once the
+    # record is written); the earlier part's time counts in "seconds"
+    ckpt = results_dir() / "partial" / f"{key}.pt" if cache else None
     out = train(seen, ytr, xte, yte, Recipe(**config["recipe"]), seed=seed,
-                device=device or default_device(), progress=progress)
+                device=device or default_device(), progress=progress, checkpoint=ckpt)
     STATS["trained"] += 1
     model = out.pop("model")
-    result = {"key": key, "config": config, **out, "seconds": time.perf_counter() - t0,
+    resumed, before = out.pop("resumed_from_epoch"), out.pop("seconds_before_resume")
+    if resumed:  # a fresh record keeps its fields; a resumed one says where it picked up
+        out["resumed_from_epoch"] = resumed
+    result = {"key": key, "config": config, **out,
+              "seconds": time.perf_counter() - t0 + before,
               "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "torch": torch.__version__,
               "host": host(device)}
     if cache:
@@ -356,6 +365,7 @@ def run(protection="none", countermeasure="none", arch=None, trainer="fast", sca
         if keep_models():
             _save_model(model, key, int(max(ytr.max(), yte.max())) + 1, xtr.shape[1:])
         _write_json(path, result)
+        ckpt.unlink(missing_ok=True)
     return {**result, "cached": False, "measured": False}
 
 

@@ -225,13 +225,21 @@ def _defend(model, x, y, r: Recipe, gen, device):
 # --------------------------------------------------------------------------- the loop
 def train(train_images, train_labels, test_images, test_labels, recipe="fast", *,
           seed: int = 0, device=None, num_classes: int | None = None, progress=None,
-          **overrides) -> dict:
+          checkpoint=None, **overrides) -> dict:
     """Train ``recipe`` from scratch on uint8 ``train_images`` and test on ``test_images``.
 
     Returns a dict: ``accuracy`` (after the last epoch), ``peak_accuracy`` and ``peak_epoch``,
     ``curve`` (test accuracy after each epoch), ``train_accuracy`` (per epoch, on the
     augmented training batches), ``seconds``, ``images_per_second``, ``recipe`` and
     ``device``. Keyword overrides change recipe fields (``epochs=20``, ``arch="vgg11"``...).
+
+    With ``checkpoint=path`` the training state (model, optimiser, schedule, random state,
+    curves) is written there after every epoch but the last, and an existing checkpoint of the
+    same recipe, seed and data is resumed from: an interrupted run then finishes exactly as an
+    uninterrupted one would (on the CPU). ``resumed_from_epoch`` says where it picked up, and
+    ``seconds`` / ``train_seconds`` include the time spent before the interruption. The
+    checkpoint stays when training ends (:func:`fuselib.experiments.run` removes it once the
+    run's record is written).
     """
     r = get_recipe(recipe, **overrides)
     train_images = check_images(train_images, "train_images")
@@ -259,10 +267,26 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(r, s, total))
 
     curve, train_curve, epoch_seconds = [], [], []
-    t0 = time.perf_counter()
-    train_time = 0.0
+    train_time = before = 0.0
+    start = 0
+    if checkpoint is not None:
+        stamp = {"recipe": asdict(r), "seed": int(seed), "num_classes": n_cls,
+                 "data": _fingerprint(train_images, train_labels, test_images, test_labels)}
+        state = _load_checkpoint(checkpoint, stamp)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["opt"])
+            sched.load_state_dict(state["sched"])
+            gen.set_state(state["gen_rng"])
+            torch.set_rng_state(state["torch_rng"])
+            curve, train_curve = list(state["curve"]), list(state["train_curve"])
+            epoch_seconds = list(state["epoch_seconds"])
+            start, before = int(state["epoch"]), state["seconds"]
+            train_time = state["train_seconds"]
+    t0 = time.perf_counter() - before
     bar = progress_bar(r.epochs, f"train {r.arch}", progress)
-    for epoch in range(r.epochs):
+    bar.update(start)
+    for epoch in range(start, r.epochs):
         t_ep = time.perf_counter()
         model.train()
         perm = torch.randperm(n, generator=gen).to(device)
@@ -293,6 +317,16 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
                               channels_last=r.channels_last))
         bar.set_postfix(test=f"{curve[-1]:.3f}", train=f"{train_curve[-1]:.3f}")
         bar.update(1)
+        if checkpoint is not None and epoch + 1 < r.epochs:
+            from .protections.base import atomic_save
+
+            atomic_save({**stamp, "format": CHECKPOINT_FORMAT, "epoch": epoch + 1,
+                         "model": model.state_dict(), "opt": opt.state_dict(),
+                         "sched": sched.state_dict(), "gen_rng": gen.get_state(),
+                         "torch_rng": torch.get_rng_state(), "curve": curve,
+                         "train_curve": train_curve, "epoch_seconds": epoch_seconds,
+                         "train_seconds": train_time,
+                         "seconds": time.perf_counter() - t0}, checkpoint)
     bar.close()
     peak = max(range(len(curve)), key=curve.__getitem__)
     return {
@@ -308,4 +342,40 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
         "recipe": asdict(r),
         "device": str(device),
         "model": model,
+        "resumed_from_epoch": start,
+        "seconds_before_resume": before,  # of the interrupted part (0 for a fresh run)
     }
+
+
+CHECKPOINT_FORMAT = "fuselib.train-checkpoint/1"
+
+
+def _fingerprint(*tensors) -> str:
+    """A digest of the training and test tensors, so a checkpoint never resumes on other data."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        h.update(str((tuple(t.shape), str(t.dtype))).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def _load_checkpoint(path, stamp: dict) -> dict | None:
+    """The checkpoint at ``path`` if there is one, checked against ``stamp``; a checkpoint of
+    another run is an error that names what differs (remove it, or train with those settings)."""
+    import json
+
+    if not os.path.isfile(path):
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a training checkpoint ({CHECKPOINT_FORMAT}); remove it")
+    differs = [k for k in stamp
+               if json.dumps(state.get(k), sort_keys=True, default=str)
+               != json.dumps(stamp[k], sort_keys=True, default=str)]
+    if differs:
+        raise ValueError(f"{path} was written by another run (differs in: {', '.join(differs)}); "
+                         f"remove it or train with the same settings and data")
+    return state

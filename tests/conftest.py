@@ -22,6 +22,36 @@ def results_tmp(tmp_path, monkeypatch):
     return tmp_path / "results"
 
 
+@pytest.fixture
+def crash_in_epoch_two(monkeypatch):
+    """``with crash_in_epoch_two():`` trains until the end of epoch 2's training pass, then
+    raises KeyboardInterrupt (as a Ctrl-C would) — epoch 1 is finished and checkpointed."""
+    import contextlib
+
+    from fuselib import train as T
+
+    real = T.evaluate
+
+    @contextlib.contextmanager
+    def armed():
+        calls = []
+
+        def evaluate(*a, **k):
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return real(*a, **k)
+
+        monkeypatch.setattr(T, "evaluate", evaluate)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                yield
+        finally:
+            monkeypatch.setattr(T, "evaluate", real)
+
+    return armed
+
+
 @pytest.fixture(scope="session")
 def cifar_small():
     """A few hundred local CIFAR-10 images (uint8) and labels."""

@@ -41,6 +41,22 @@ def test_runs_keep_their_classifier_unless_told_not_to(results_tmp, monkeypatch)
     assert not any(p.name.startswith(other["key"]) for p in (results_tmp / "models").iterdir())
 
 
+def test_interrupted_run_resumes_and_cleans_up(results_tmp, crash_in_epoch_two):
+    """A run killed mid-training picks up at its last finished epoch: same record as a run
+    never interrupted, and its checkpoint goes once the record is written."""
+    two = {**TINY, "epochs": 2, "seed": 4}
+    whole = E.run(**{**two, "cache": False})
+    with crash_in_epoch_two():
+        E.run(**two)
+    partial = list((results_tmp / "partial").iterdir())
+    assert [p.name for p in partial] == [f"{whole['key']}.pt"]
+    resumed = E.run(**two)
+    assert not resumed["cached"] and resumed["resumed_from_epoch"] == 1
+    assert resumed["curve"] == whole["curve"] and "resumed_from_epoch" not in whole
+    assert not any((results_tmp / "partial").iterdir())
+    assert E.run(**two)["cached"]
+
+
 def test_shipped_records_are_read_but_never_trusted_blindly(results_tmp, tmp_path, monkeypatch):
     """export() copies a scale's records; a fresh cache then reads them instead of training,
     FUSELIB_RECOMPUTE=1 / measured=False ignore them, a doctored record is recomputed."""

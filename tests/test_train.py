@@ -54,3 +54,30 @@ def test_recipe_errors():
         T.get_recipe("fast", learning_rate=1)
     with pytest.raises(ValueError, match="schedule"):
         T.get_recipe("fast", schedule="step")
+
+
+def test_checkpoint_resumes_exactly(cifar_small, tmp_path, crash_in_epoch_two):
+    """A run interrupted after its first epoch finishes, from the checkpoint, exactly as an
+    uninterrupted one (mixup: the global and the seeded generator both carry over)."""
+    x, y = cifar_small
+    kw = dict(seed=5, device="cpu", **{**TINY, "epochs": 3}, mix="mixup")
+    whole = T.train(x, y, x[:128], y[:128], "fast", **kw)
+    ckpt = tmp_path / "run.pt"
+    with crash_in_epoch_two():
+        T.train(x, y, x[:128], y[:128], "fast", checkpoint=ckpt, **kw)
+    assert ckpt.is_file()
+    torch.manual_seed(123)  # whatever the global generator holds now, the checkpoint restores it
+    resumed = T.train(x, y, x[:128], y[:128], "fast", checkpoint=ckpt, **kw)
+    assert resumed["resumed_from_epoch"] == 1 and whole["resumed_from_epoch"] == 0
+    assert resumed["curve"] == whole["curve"]
+    assert resumed["train_accuracy"] == whole["train_accuracy"]
+    sw = whole["model"].state_dict()
+    assert all(torch.equal(v, sw[k]) for k, v in resumed["model"].state_dict().items())
+    # a checkpoint of other data or another recipe is refused, by name
+    with pytest.raises(ValueError, match="differs in: data"):
+        T.train(x[:200], y[:200], x[:128], y[:128], "fast", checkpoint=ckpt, **kw)
+    with pytest.raises(ValueError, match="differs in: recipe"):
+        T.train(x, y, x[:128], y[:128], "fast", checkpoint=ckpt, **{**kw, "mix": "none"})
+    torch.save({"format": "something else"}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        T.train(x, y, x[:128], y[:128], "fast", checkpoint=tmp_path / "bad.pt", **kw)
