@@ -66,7 +66,7 @@ FILTERS = {"ci": ["none", "lowpass:0.25"], "cpu": ["none", "lowpass:0.25"]}.get(
 # it trains all
 SUITE_FOR = {"ci": [], "cpu": ["none", "ar", "em"]}.get(scale, PROTECTIONS)
 SUITE_CACHED_ONLY = scale == "cpu"
-SUITE = [c for c in countermeasures.SUITE if not (scale == "cpu" and c.startswith("adv"))]
+SUITE = list(countermeasures.SUITE)
 # FUSE against class-wise EM (and clean data) over a low-pass cutoff sweep
 SWEEP_FOR = {"ci": ["none", "fuse"]}.get(scale, ["none", "em", "fuse"])
 CUTOFFS = {"ci": [0.25]}.get(scale, [0.125, 0.25, 0.375, 0.5, 0.625, 0.75])
