@@ -270,6 +270,8 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
     train_time = before = 0.0
     start = 0
     if checkpoint is not None:
+        from .protections.base import atomic_save
+
         stamp = {"recipe": asdict(r), "seed": int(seed), "num_classes": n_cls,
                  "data": _fingerprint(train_images, train_labels, test_images, test_labels)}
         state = _load_checkpoint(checkpoint, stamp)
@@ -318,8 +320,6 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
         bar.set_postfix(test=f"{curve[-1]:.3f}", train=f"{train_curve[-1]:.3f}")
         bar.update(1)
         if checkpoint is not None and epoch + 1 < r.epochs:
-            from .protections.base import atomic_save
-
             atomic_save({**stamp, "format": CHECKPOINT_FORMAT, "epoch": epoch + 1,
                          "model": model.state_dict(), "opt": opt.state_dict(),
                          "sched": sched.state_dict(), "gen_rng": gen.get_state(),
