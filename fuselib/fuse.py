@@ -100,11 +100,14 @@ def cross_band_consistency(a_logits, b_logits):
                   + F.kl_div(lb, la, log_target=True, reduction="batchmean"))
 
 
-def _dist():
-    """(rank, world size); initialises the process group under torchrun."""
+def _dist(device_type: str | None = None):
+    """(rank, world size); initialises the process group under torchrun: ``nccl`` when the
+    processes train on CUDA, ``gloo`` on the CPU (also on a machine that has a GPU)."""
     if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            if device_type is None:
+                device_type = "cuda" if torch.cuda.is_available() else "cpu"
+            dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
@@ -189,7 +192,7 @@ class FuseTrainer:
         from .train import progress_bar
 
         c, dev = self.cfg, self.device
-        rank, world = _dist()
+        rank, world = _dist(self.device.type)
         torch.manual_seed(c.seed)
         gen = torch.Generator().manual_seed(c.seed)
         self.n_classes = int(labels.max()) + 1
@@ -306,13 +309,20 @@ def main(argv=None):
             "bool", bool) else type(f.default), default=f.default)
     a = ap.parse_args(argv)
     cfg = FuseConfig(**{f.name: getattr(a, f.name) for f in fields(FuseConfig)})
-    rank, world = _dist()
+    if a.device:
+        device = torch.device(a.device)
+    elif torch.cuda.is_available():  # one GPU per process, by its local rank
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))
+                              % torch.cuda.device_count())
+    else:
+        device = torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    rank, world = _dist(device.type)
     x, y = data.load(a.dataset, "train", a.data_root)
     x, y = subset(x, y, a.images, cfg.seed)
-    device = a.device or ("cuda:%d" % (rank % torch.cuda.device_count())
-                          if torch.cuda.is_available() else "cpu")
     p = protections.get("fuse", **{k: v for k, v in asdict(cfg).items()})
-    p.device = torch.device(device)
+    p.device = device
     p.checkpoint = a.checkpoint
     p.fit(x, y)
     if a.report_sync:

@@ -149,15 +149,35 @@ def test_resume_after_interruption_gives_the_same_result(small, tmp_path, monkey
 
 
 def test_torchrun_two_cpu_processes(tmp_path):
-    """DDP with gloo: two processes train one generator and stay in sync."""
+    """DDP with gloo: two processes train one generator and stay in sync (``--device cpu``, so
+    also on a machine with one GPU, where two nccl ranks could not share it)."""
     out = tmp_path / "fuse.pt"
     env = {**os.environ, "FUSELIB_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
            "-m", "fuselib.fuse", "--out", str(out), "--images", "200", "--epochs", "1",
-           "--portion", "1.0", "--batch-size", "40", "--surrogate-steps", "2", "--report-sync"]
+           "--portion", "1.0", "--batch-size", "40", "--surrogate-steps", "2", "--report-sync",
+           "--device", "cpu"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     found = dict(re.findall(r"rank (\d)/2 generator ([0-9a-f]{16})", res.stdout))
     assert sorted(found) == ["0", "1"] and found["0"] == found["1"], res.stdout
     p = protections.load(out)
     assert p.deltas.shape == (10, 3, 32, 32) and float(p.deltas.abs().max()) <= 8 / 255 + 1e-7
+
+
+def test_process_group_backend_follows_the_device(monkeypatch):
+    """nccl only for processes that train on CUDA: ``--device cpu`` on a GPU machine is gloo
+    (two nccl ranks cannot share one GPU; seen on a lent H100, 2026-11-26)."""
+    from fuselib import fuse as fz
+
+    chosen = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(fz.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(fz.dist, "init_process_group", chosen.append)
+    monkeypatch.setattr(fz.dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(fz.dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert fz._dist("cpu") == (1, 2) and fz._dist("cuda") == (1, 2) and fz._dist() == (1, 2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    fz._dist()
+    assert chosen == ["gloo", "nccl", "nccl", "gloo"]

@@ -104,3 +104,38 @@ def test_none_is_identity(cifar_small):
 def test_registering_twice_fails():
     with pytest.raises(ValueError, match="twice"):
         REGISTRY.register("random")(type("X", (Protection,), {}))
+
+
+def test_reproducible_cuda_sets_and_restores_the_flags(monkeypatch):
+    """apply() runs perturb() with deterministic cuDNN and no TF32 on CUDA (on a GPU, DH and GUE
+    otherwise gave ±1 changes in hundreds of pixels between the same network's applications);
+    the caller's settings come back afterwards, also after an exception."""
+    from fuselib.protections.base import reproducible_cuda
+
+    b = torch.backends
+    flags = lambda: (b.cudnn.deterministic, b.cudnn.benchmark, b.cudnn.allow_tf32,  # noqa: E731
+                     b.cuda.matmul.allow_tf32)
+    saved = flags()
+    try:
+        b.cudnn.deterministic, b.cudnn.benchmark = False, True
+        b.cudnn.allow_tf32 = b.cuda.matmul.allow_tf32 = True
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        with reproducible_cuda():
+            assert flags() == (True, False, False, False)
+        assert flags() == (False, True, True, True)
+        with pytest.raises(RuntimeError), reproducible_cuda():
+            raise RuntimeError
+        assert flags() == (False, True, True, True)
+        p = protections.get("random", seed=0)
+        seen, real = [], type(p).perturb
+        monkeypatch.setattr(type(p), "perturb",
+                            lambda self, x, lab: (seen.append(flags()), real(self, x, lab))[1])
+        x = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+        p.fit(x, torch.arange(4)).apply(x, torch.arange(4))
+        assert seen == [(True, False, False, False)] and flags() == (False, True, True, True)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        with reproducible_cuda():  # no CUDA: nothing changes
+            assert flags() == (False, True, True, True)
+    finally:
+        (b.cudnn.deterministic, b.cudnn.benchmark, b.cudnn.allow_tf32,
+         b.cuda.matmul.allow_tf32) = saved

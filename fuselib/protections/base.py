@@ -18,6 +18,7 @@ Parameters follow the scikit-learn habit (:class:`fuselib.registry.Configurable`
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -27,6 +28,29 @@ from ..data import check_images, check_labels
 from ..registry import Configurable
 
 NORMS = ("linf", "l2", "l0", None)
+
+
+@contextlib.contextmanager
+def reproducible_cuda():
+    """cuDNN in deterministic mode, without TF32, for the duration (restored after).
+
+    A protection's output is rounded to uint8, so the tiny float differences between two cuDNN
+    convolution algorithms (or TF32 against full fp32) turn into ±1 changes of a few pixels:
+    without this, applying the same fitted network twice on one GPU need not give the same
+    images. Nothing changes on a machine without CUDA."""
+    if not torch.cuda.is_available():
+        yield
+        return
+    b = torch.backends
+    saved = (b.cudnn.deterministic, b.cudnn.benchmark, b.cudnn.allow_tf32,
+             b.cuda.matmul.allow_tf32)
+    b.cudnn.deterministic, b.cudnn.benchmark = True, False
+    b.cudnn.allow_tf32 = b.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        (b.cudnn.deterministic, b.cudnn.benchmark, b.cudnn.allow_tf32,
+         b.cuda.matmul.allow_tf32) = saved
 
 
 def check_eps(eps, upper: float = 1.0) -> float:
@@ -115,7 +139,8 @@ class Protection(Configurable):
             labels = check_labels(labels, images.shape[0])
         if self.needs_fit and not self.fitted:
             raise RuntimeError(f"{self.name}: call fit(images, labels) before apply()")
-        out = self.perturb(images.float() / 255.0, labels)
+        with reproducible_cuda():
+            out = self.perturb(images.float() / 255.0, labels)
         if out.shape != images.shape:
             raise RuntimeError(f"{self.name}.perturb returned shape {tuple(out.shape)} "
                                f"for images {tuple(images.shape)}")
