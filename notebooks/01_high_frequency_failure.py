@@ -63,7 +63,7 @@ ZOO = {"ci": ["none", "ar"],  # at ci the runs of notebook 04 (one cache: traine
 METHODS = ZOO.get(scale, ["none", "random", "ar", "lsp", "ops", "cuda", "em", "em:mode=sample",
                           "tap", "rem", "dh", "uc"])      # trained on without a filter
 LOWPASSED = {"cpu": ["none", "random", "ar", "em"]}.get(scale, METHODS)  # + the headline cutoff
-SWEPT = {"ci": METHODS, "cpu": ["none", "em"]}.get(scale, METHODS)  # + every cutoff
+SWEPT = {"ci": METHODS, "cpu": ["none", "ar", "em"]}.get(scale, METHODS)  # + every cutoff
 CUTOFFS = {"ci": [0.25]}.get(scale, [0.125, 0.25, 0.375, 0.5, 0.625, 0.75])
 HEADLINE = 0.25  # the one cutoff every low-passed method gets
 PROFILED = {"ci": ["random", "ar", "lsp", "ops", "cuda"]}.get(
