@@ -72,7 +72,7 @@ for name in protections.names():
         print(f"{name}: FAILED {type(e).__name__}: {e}"[:400], flush=True)
 """,
     "timing": """
-import time, torch
+import time
 from fuselib import experiments as E
 t = time.time()
 r = E.run("none", "none", scale="cpu", seed=0)
@@ -165,6 +165,17 @@ def main(argv=None):
         (work / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
         env["PYTHONPATH"] = os.pathsep.join([str(work / "site"), env["PYTHONPATH"]])
         env["FUSELIB_PARTIAL_TRAIN"] = "1"
+    try:
+        rows = run_steps(a, work, env, out, t0)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("\nstep | status | seconds")
+    for r in rows:
+        print(f"{r[0]} | {r[1]} | {r[2]:.0f}")
+
+
+def run_steps(a, work: Path, env: dict, out: Path, t0: float) -> list:
+    """Each step in turn under what is left of the budget; (step, status, seconds) rows."""
     rows = []
     for item in a.steps:
         step, _, cap = item.partition(":")
@@ -192,10 +203,7 @@ def main(argv=None):
         status, secs = run_step(cmd, out / f"{step}.log", budget, env)
         rows.append((step, status, secs))
         print(f"{step}: {status} in {secs:.0f}s", flush=True)
-    shutil.rmtree(work, ignore_errors=True)
-    print("\nstep | status | seconds")
-    for r in rows:
-        print(f"{r[0]} | {r[1]} | {r[2]:.0f}")
+    return rows
 
 
 if __name__ == "__main__":
