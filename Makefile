@@ -1,12 +1,13 @@
-# Two commands do everything on a fresh machine:  make demo   and   make test
-# Each creates .venv (if missing) and installs what it needs into it.
+# Two commands do everything on a fresh machine:  make reproduce  (the main job: every notebook
+# at cpu scale)  and  make test  (the import contract, then pytest). Each creates .venv (if
+# missing) and installs what it needs into it.
 PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 SCALE  ?= ci
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install bench reproduce verify screenshots notebooks clean
+.PHONY: demo test install bench reproduce verify screenshots notebooks results clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +22,12 @@ demo: $(BIN)/.installed
 	$(BIN)/fuselib demo --scale $(SCALE)
 
 test: $(BIN)/.installed
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
+
+# RESULTS.md and the README's generated blocks, from results/measured and the named plans
+results: $(BIN)/.installed
+	$(BIN)/fuselib results
 
 # every notebook, executed by papermill at $(SCALE) (default cpu here), in order; executed copies
 # go to results/notebooks/$(SCALE)/, figures to figures/; a rerun reuses the result cache, and

@@ -27,7 +27,8 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import fuselib  # noqa: E402
 from fuselib import experiments, models  # noqa: E402
-from fuselib.train import autocast, default_device, get_recipe, train  # noqa: E402
+from fuselib.train import autocast, get_recipe, train  # noqa: E402
+from fuselib.utils import default_device  # noqa: E402
 
 
 def train_flops_per_image(recipe, device) -> float:
@@ -62,8 +63,8 @@ def main():
     sc = experiments.SCALES[args.scale]
     xtr, ytr = fuselib.data.load("cifar10", "train")
     xte, yte = fuselib.data.load("cifar10", "test")
-    xtr, ytr = experiments.subset(xtr, ytr, sc["n_train"], args.seed)
-    xte, yte = experiments.subset(xte, yte, sc["n_test"], args.seed)
+    xtr, ytr = fuselib.data.subset(xtr, ytr, sc["n_train"], args.seed)
+    xte, yte = fuselib.data.subset(xte, yte, sc["n_test"], args.seed)
     print(f"fuselib {fuselib.__version__}, torch {torch.__version__}, {device}"
           f"{' ' + torch.cuda.get_device_name() if device.type == 'cuda' else ''}, "
           f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; "

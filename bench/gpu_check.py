@@ -11,7 +11,7 @@ reported as such and the next one starts):
 2. ``zoo_smoke``: every registered protection fitted and applied at ``smoke`` scale;
 3. ``timing``: one ``cpu``-scale run (the fast trainer, 10 epochs) and one epoch of the paper
    recipe (ResNet-18) on clean data, timed;
-4. ``torchrun``: ``torchrun --nproc_per_node 1 -m fuselib.fuse`` for one short epoch;
+4. ``torchrun``: ``torchrun --nproc_per_node 1 -m fuselib fit fuse`` for one short epoch;
 5. ``determinism``: DH and GUE (networks applied at ``apply()``) fitted, applied twice, saved,
    loaded and applied: how many pixels differ, with and without ``reproducible_cuda``;
 6. ``pytest``: the unit tests (not the notebooks), on the device ``default_device()`` picks.
@@ -188,7 +188,7 @@ def run_steps(a, work: Path, env: dict, out: Path, t0: float) -> list:
             cmd = [sys.executable, "-c", STEP_CODE[step]]
         elif step == "torchrun":
             cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
-                   "-m", "fuselib.fuse", "--out", str(work / "fuse.pt"),
+                   "-m", "fuselib", "fit", "fuse", "--out", str(work / "fuse.pt"),
                    "--images", "1000", "--epochs", "1"]
         else:  # pytest
             cmd = [sys.executable, "-m", "pytest", "-v", "-o", "addopts=", "-p", "no:cacheprovider",

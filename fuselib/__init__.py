@@ -3,7 +3,7 @@
 The flow of every experiment: data (uint8 tensors) -> protection -> countermeasure ->
 train a classifier from scratch -> clean test accuracy (``fuselib.experiments.run``).
 """
-__version__ = "0.1.0"
+from .version import __version__
 
 from . import data, spectral, models, protections, countermeasures  # noqa: E402
 from . import train, experiments, certify  # noqa: E402

@@ -42,7 +42,8 @@ import math
 import torch
 
 from .models import weight_noise
-from .train import evaluate, progress_bar
+from .train import evaluate
+from .utils import progress_bar
 
 
 def order_statistic(n: int, q: float, alpha: float) -> int | None:
@@ -54,6 +55,17 @@ def order_statistic(n: int, q: float, alpha: float) -> int | None:
         if binom.cdf(k - 1, n, q) >= 1 - alpha:
             return k
     return None
+
+
+def check_settings(sigma=0.01, n_samples=100, alpha=0.01, q=0.7, eta=0.0, n_eval=None) -> None:
+    """Raise a ValueError naming the first setting of :func:`certify` that is out of range."""
+    checks = [("sigma", sigma, sigma > 0, "> 0"), ("n_samples", n_samples, n_samples >= 1, ">= 1"),
+              ("alpha", alpha, 0 < alpha < 1, "in (0, 1)"), ("q", q, 0 < q < 1, "in (0, 1)"),
+              ("eta", eta, eta >= 0, ">= 0"),
+              ("n_eval", n_eval, n_eval is None or n_eval >= 1, ">= 1 (or None: all)")]
+    for name, value, ok, want in checks:
+        if not ok:
+            raise ValueError(f"certify: {name} must be {want}, got {value}")
 
 
 def certify(model, test_images, test_labels, sigma: float = 0.01, n_samples: int = 100,
@@ -69,8 +81,7 @@ def certify(model, test_images, test_labels, sigma: float = 0.01, n_samples: int
     """
     from scipy.stats import norm
 
-    if sigma <= 0 or n_samples < 1 or not 0 < alpha < 1 or not 0 < q < 1 or eta < 0:
-        raise ValueError("need sigma > 0, n_samples >= 1, 0 < alpha < 1, 0 < q < 1, eta >= 0")
+    check_settings(sigma, n_samples, alpha, q, eta)
     if n_eval is not None:
         if not 1 <= int(n_eval) <= len(test_images):
             raise ValueError(f"n_eval={n_eval} must be between 1 and the {len(test_images)} "
@@ -96,66 +107,3 @@ def certify(model, test_images, test_labels, sigma: float = 0.01, n_samples: int
             "mean_bound": min(1.0, mean + math.sqrt(math.log(1 / alpha) / (2 * len(accs)))),
             "clean_accuracy": clean, "sigma": sigma, "n_samples": int(n_samples),
             "alpha": alpha, "q": q, "eta": eta, "n_eval": len(test_images), "seed": int(seed)}
-
-
-SETTINGS = ("sigma", "n_samples", "alpha", "q", "eta", "n_eval")
-
-
-def certify_protection(protection="none", scale="ci", seed=0, countermeasure="none",
-                       dataset="cifar10", n_train=None, n_test=None, epochs=None,
-                       data_root=None, cache=True, device=None, progress=None,
-                       **settings) -> dict:
-    """Train the ``fast`` classifier on a protection's output exactly as
-    :func:`fuselib.experiments.run` does (same subsets, fit cache, countermeasure, recipe) and
-    certify it; ``settings`` go to :func:`certify` (``sigma``, ``n_samples``, ``alpha``, ``q``,
-    ``eta``, ``n_eval``). Returns the certificate with the run's ``accuracy``, ``config`` and
-    ``seconds``.
-
-    Cached like runs (``certificates/<key>.json`` in the results cache, then the shipped
-    ``results/measured``), keyed by the run's config and the certification settings; a record
-    is used only if both match exactly. ``cache=False`` recomputes and writes nothing."""
-    import inspect
-    import json
-    import time
-
-    from . import data
-    from .experiments import (_find_json, _write_json, build_config, config_key, host,
-                              protect, results_dir, subset, trained_model)
-    from .train import Recipe, default_device, train
-
-    unknown = set(settings) - set(SETTINGS)
-    if unknown:
-        raise ValueError(f"unknown certification setting(s) {sorted(unknown)}; "
-                         f"use {', '.join(SETTINGS)}")
-    defaults = {k: v.default for k, v in inspect.signature(certify).parameters.items()
-                if k in SETTINGS}
-    cset = {**defaults, **settings}
-    config, prot, cm = build_config(protection, countermeasure, None, "fast", scale, seed,
-                                    dataset, epochs, n_train, n_test, data_root)
-    ccfg = json.loads(json.dumps({"run": config, "certify": cset}, default=str))
-    name = f"certificates/{config_key(ccfg)}.json"
-    hit = _find_json(name, "certificate_config", ccfg) if cache else None
-    if hit is not None:
-        return {**hit, "cached": True}
-    t0 = time.perf_counter()
-    xte, yte = subset(*data.load(dataset, "test", data_root), config["n_test"], seed)
-    record = (_find_json(f"{config_key(config)}.json", "config", ccfg["run"], measured=False)
-              if cache else None)
-    model = trained_model(config, device) if record is not None else None
-    if model is not None:  # the run trained this classifier already: certify its weights
-        accuracy, trained_by = record["accuracy"], record["key"]
-    else:
-        xtr, ytr = subset(*data.load(dataset, "train", data_root), config["n_train"], seed)
-        seen = cm(protect(prot, xtr, ytr, config, cache), ytr)
-        out = train(seen, ytr, xte, yte, Recipe(**config["recipe"]), seed=seed,
-                    device=device or default_device(), progress=progress)
-        model, accuracy, trained_by = out["model"], out["accuracy"], None
-    cert = certify(model, xte, yte, seed=seed, progress=progress, **cset)
-    result = {**cert, "accuracy": accuracy, "config": config, "certificate_config": ccfg,
-              "model_from_run": trained_by,
-              "seconds": time.perf_counter() - t0,
-              "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "torch": torch.__version__,
-              "host": host(device)}
-    if cache:
-        _write_json(results_dir() / name, result)
-    return {**result, "cached": False}

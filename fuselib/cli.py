@@ -1,4 +1,6 @@
-"""The ``fuselib`` command: ``fuselib demo | info | evaluate | grid | export | verify | profile | certify | protect``."""
+"""fuselib: protect image data with unlearnable examples, and test whether a protection holds.
+
+Also `python -m fuselib`, and under torchrun: `torchrun --nproc_per_node 2 -m fuselib fit fuse`."""
 from __future__ import annotations
 
 import argparse
@@ -7,12 +9,13 @@ import sys
 import time
 
 import torch
+
 from .experiments import SCALES
 
 
 def _header():
-    from . import __version__
-    from .train import default_device
+    from .version import __version__
+    from .utils import default_device
 
     print(f"fuselib {__version__} | torch {torch.__version__} | device {default_device()} | "
           f"{torch.get_num_threads()} CPU threads")
@@ -99,51 +102,66 @@ def cmd_evaluate(args):
 
 
 def cmd_grid(args):
-    """Every protection × countermeasure, one table of clean test accuracy (final / peak)."""
-    from . import experiments
+    """Every protection × countermeasure (or a named plan), one table of clean test accuracy."""
+    from . import countermeasures, experiments
+    from .experiments import sweeps
 
-    cms = "all" if args.countermeasures == ["all"] else args.countermeasures
-    df = experiments.grid(protections=args.protections, countermeasures=cms,
-                          trainer=args.trainer, scale=args.scale, seeds=args.seeds,
-                          data_root=args.data_root, cache=not args.no_cache,
-                          measured=not args.recompute, cached_only=args.cached_only)
+    common = dict(trainer=args.trainer, data_root=args.data_root, cache=not args.no_cache,
+                  measured=not args.recompute)
+    if args.plan:
+        if args.protections or args.countermeasures:
+            raise ValueError("--plan names the runs: give no protections or --countermeasures")
+        plan = experiments.plans.get(args.plan)
+        if plan.kind != "grid":
+            raise ValueError(f"plan {plan.name!r} holds certificates: {plan.command(args.scale)}")
+        print(f"plan {plan.name}: {plan.title} | {plan.size(args.scale)} runs at scale "
+              f"{args.scale}")
+        if args.list:
+            for b in plan.blocks_for(args.scale):
+                print(f"  {' '.join(b.protections)} x {' '.join(b.countermeasures)} | seeds "
+                      f"{list(b.seeds)}" + (f" | archs {list(b.archs)}" if b.archs != (None,)
+                                            else "")
+                      + (f" | poison ratios {list(b.poison_ratios)}"
+                         if b.poison_ratios != (1.0,) else ""))
+            return
+        df = plan.run(args.scale, seeds=args.seeds, cached_only=args.cached_only, **common)
+        rows, cols, labels = plan.rows, plan.cols, (plan.labels.get(plan.rows),
+                                                   plan.labels.get(plan.cols))
+        row_order, col_order = plan.order(rows, args.scale), plan.order(cols, args.scale)
+    else:
+        if not args.protections:
+            raise ValueError("name the protections to run, or a plan with --plan NAME")
+        cms = args.countermeasures or ["none"]
+        cms = "all" if cms == ["all"] else cms
+        df = experiments.grid(protections=args.protections, countermeasures=cms,
+                              scale=args.scale, seeds=args.seeds or [0],
+                              cached_only=args.cached_only, **common)
+        # the longer list runs down the rows: a suite of countermeasures reads as a column per
+        # protection, a zoo of protections as a row each
+        n_cm = len(countermeasures.SUITE) if cms == "all" else len(cms)
+        rows, cols = (("countermeasure", "protection") if n_cm > len(args.protections)
+                      else ("protection", "countermeasure"))
+        labels = row_order = col_order = None
     if df.empty:
         print(f"nothing measured yet for these runs at scale {args.scale} "
               f"(--cached-only trains nothing; drop it to run them)")
         return
-    if args.markdown:  # final accuracy, the peak in brackets where it is higher
-        df["cell"] = [f"{a:.2%}" + (f" ({p:.2%})" if p > a else "")
-                      for a, p in zip(df.accuracy, df.peak_accuracy)]
-    else:
-        df["cell"] = [f"{a:6.2%} ({p:6.2%})" for a, p in zip(df.accuracy, df.peak_accuracy)]
-    # the longer list runs down the rows: a suite of countermeasures reads as a column per
-    # protection, a zoo of protections as a row each
-    n_cm = len(experiments._SUITE) if cms == "all" else len(cms)
-    rows, cols = (("countermeasure", "protection") if n_cm > len(args.protections)
-                  else ("protection", "countermeasure"))
-    table = df.pivot_table(index=rows, columns=cols, values="cell", aggfunc="first",
-                           sort=False).fillna("")
+    table = sweeps.table(df, rows, cols, args.markdown, row_order, col_order, labels)
+    seeds = sorted(set(df.seed))
     print(f"clean test accuracy, final (peak) | trainer {args.trainer}, scale {args.scale}, "
-          f"seeds {args.seeds}, {df.arch.iloc[0]}")
-    if args.markdown:
-        print(f"| {rows} | " + " | ".join(map(str, table.columns)) + " |")
-        print("| --- " * (len(table.columns) + 1) + "|")
-        for name, cells in table.iterrows():
-            print(f"| {name} | " + " | ".join(cells) + " |")
-    else:
-        print(table.to_string())
+          f"seeds {seeds}, {df.arch.iloc[0]}" + (", mean ± std over seeds (points)"
+                                                 if len(seeds) > 1 else ""))
+    print(sweeps.markdown(table) if args.markdown else table.to_string())
     print(f"{len(df)} runs, {int(df.cached.sum())} from the cache "
           f"({int(df.measured.sum())} of them shipped in results/measured), "
           f"{df.seconds[~df.cached].sum():.0f} s computed"
           + (" (--cached-only: blank cells are not measured yet)" if args.cached_only else ""))
     if args.csv:
-        from pathlib import Path
+        from .utils import atomic_write
 
-        out = Path(args.csv)
-        tmp = out.with_name(f".{out.name}.tmp")
-        df.drop(columns=["cell"]).to_csv(tmp, index=False)
-        tmp.replace(out)
-        print(f"wrote {out}")
+        with atomic_write(args.csv) as tmp:
+            df.to_csv(tmp, index=False)
+        print(f"wrote {args.csv}")
 
 
 def cmd_export(args):
@@ -212,23 +230,64 @@ def cmd_verify(args):
 
 def cmd_certify(args):
     """Certified learnability bound (fuselib.certify) of each protection's training data."""
-    from .certify import certify_protection
+    from . import experiments
+    from .certify import check_settings
 
     _header()
-    settings = {k: getattr(args, k) for k in ("sigma", "n_samples", "alpha", "q", "eta", "n_eval")}
-    print(f"scale {args.scale}, countermeasure {args.countermeasure}, "
-          + ", ".join(f"{k} {v}" for k, v in settings.items()))
+    settings = {k: getattr(args, k) for k in experiments.CERTIFY_SETTINGS}
+    jobs = [(p, args.countermeasure, args.seed) for p in args.protections]
+    if args.plan:
+        plan = experiments.plans.get(args.plan)
+        if plan.kind != "certify" or args.protections:
+            raise ValueError(f"--plan takes a plan of certificates and no protections; "
+                             f"{plan.name!r} is run by: {plan.command(args.scale)}")
+        settings = plan.settings_for(args.scale)
+        jobs = [(p, cm, s) for b in plan.blocks_for(args.scale) for p in b.protections
+                for cm in b.countermeasures for s in b.seeds]
+    elif not jobs:
+        raise ValueError("name the protections to certify, or a plan with --plan NAME")
+    # every setting checked before any classifier is trained (certify's own checks, one each)
+    check_settings(**settings)
+    print(f"scale {args.scale}, " + ", ".join(f"{k} {v}" for k, v in settings.items()))
     print(f"{'protection':40s} {'accuracy':>9s} {'mean(σ)':>9s} {'bound':>9s} {'seconds':>8s}")
     rows = []
-    for p in args.protections:
-        c = certify_protection(p, scale=args.scale, seed=args.seed,
-                               countermeasure=args.countermeasure, data_root=args.data_root,
-                               cache=not args.no_cache, **settings)
+    for p, cm, seed in jobs:
+        c = experiments.certify_protection(p, scale=args.scale, seed=seed, countermeasure=cm,
+                                           data_root=args.data_root, cache=not args.no_cache,
+                                           **settings)
         bound = "abstain" if c["abstain"] else f"{c['bound']:.2%}"
         print(f"{p:40s} {c['accuracy']:9.2%} {c['mean']:9.2%} {bound:>9s} "
               f"{c['seconds']:8.0f}{' (cached)' if c['cached'] else ''}")
         rows.append(c)
     return rows
+
+
+def cmd_fit(args):
+    """Fit FUSE on a class-balanced subset of a dataset, with every process torchrun started."""
+    from dataclasses import fields
+
+    from . import data
+    from .protections.fuse import FuseConfig, fit_distributed
+
+    settings = {f.name: getattr(args, f.name) for f in fields(FuseConfig)}
+    FuseConfig(**settings).check()  # bad settings fail before the data is read
+    x, y = data.load(args.dataset, "train", args.data_root)
+    x, y = data.subset(x, y, args.images, settings["seed"])
+    fit_distributed(x, y, args.out, checkpoint=args.checkpoint, device=args.device,
+                    report_sync=args.report_sync, **settings)
+
+
+def cmd_results(args):
+    """Write RESULTS.md and the README's generated blocks from the shipped records."""
+    from .experiments import report
+
+    changed = report.write(check=args.check)
+    if args.check:
+        if changed:
+            raise RuntimeError(f"out of date: {', '.join(map(str, changed))} (run: make results)")
+        print("RESULTS.md and the README's generated blocks are up to date")
+    else:
+        print("wrote " + (", ".join(map(str, changed)) if changed else "nothing (up to date)"))
 
 
 def cmd_protect(args):
@@ -250,8 +309,43 @@ def cmd_protect(args):
         print(f"saved the FUSE protection to {args.save_protection} (reuse with --checkpoint)")
 
 
+def _parse_bool(text: str) -> bool:
+    if str(text).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(text).lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
+
+
+def _fit_fuse_parser(p):
+    from dataclasses import fields
+
+    from .protections.fuse import FuseConfig
+
+    p.add_argument("--out", required=True, help="where rank 0 writes the fitted protection")
+    p.add_argument("--dataset", default="cifar10")
+    p.add_argument("--images", type=int, default=None,
+                   help="training images, a class-balanced subset (default: all)")
+    p.add_argument("--checkpoint", default=None, help="resume from / write to this file")
+    p.add_argument("--device", default=None,
+                   help="default: one GPU per process by its local rank, else the CPU")
+    p.add_argument("--report-sync", action="store_true",
+                   help="each rank prints a hash of its generator (a DDP sanity check)")
+    for f in fields(FuseConfig):
+        kind = _parse_bool if f.type in ("bool", bool) else type(f.default)
+        p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default,
+                       help=f"(default {f.default:.6g})" if isinstance(f.default, float)
+                       else f"(default {f.default})")
+    p.set_defaults(func=cmd_fit)
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="fuselib", description=__doc__)
+    from .version import __version__
+    from .experiments import plans
+
+    ap = argparse.ArgumentParser(prog="fuselib", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"fuselib {__version__}")
     ap.add_argument("--data-root", default=None, help="dataset root (default: see fuselib.data)")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
@@ -278,13 +372,18 @@ def main(argv=None):
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("grid", help="protections x countermeasures -> accuracy table")
-    p.add_argument("protections", nargs="+", help="protection specs, e.g. none em tap:steps=10")
-    p.add_argument("--countermeasures", nargs="+", default=["none"],
-                   help="countermeasure specs, or 'all' for the whole suite")
+    p = sub.add_parser("grid", help="protections x countermeasures (or a named plan) -> "
+                                    "accuracy table")
+    p.add_argument("protections", nargs="*", help="protection specs, e.g. none em tap:steps=10")
+    p.add_argument("--countermeasures", nargs="+", default=None,
+                   help="countermeasure specs, or 'all' for the whole suite (default: none)")
+    p.add_argument("--plan", default=None, choices=plans.names(),
+                   help="run (or with --cached-only, print) a named plan of fuselib.experiments.plans")
+    p.add_argument("--list", action="store_true", help="with --plan: list its runs, run nothing")
     p.add_argument("--trainer", default="fast", choices=["fast", "standard"])
     p.add_argument("--scale", default="ci", choices=list(SCALES))
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="classifier and fit seeds (default 0; a plan's own seeds)")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--recompute", action="store_true",
                    help="ignore the records shipped in results/measured (the cache still counts)")
@@ -325,8 +424,12 @@ def main(argv=None):
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("certify", help="certified learnability bound of protected training data")
-    p.add_argument("protections", nargs="+")
-    p.add_argument("--countermeasure", default="none")
+    p.add_argument("protections", nargs="*", help="protection specs")
+    p.add_argument("--plan", default=None, choices=[n for n in plans.names()
+                                                    if plans.get(n).kind == "certify"],
+                   help="certify a named plan (its protections and settings)")
+    p.add_argument("--countermeasure", default="none",
+                   help="countermeasure the classifier is trained under (default none)")
     p.add_argument("--scale", default="ci", choices=list(SCALES))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sigma", type=float, default=0.01, help="weight-noise std (default 0.01)")
@@ -350,6 +453,17 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_protect)
+
+    p = sub.add_parser("fit", help="fit FUSE (also under torchrun: one share of every batch a "
+                                   "process) and save the protection")
+    fit = p.add_subparsers(dest="method", required=True)
+    _fit_fuse_parser(fit.add_parser("fuse", help="FUSE; every FuseConfig field is a flag"))
+
+    p = sub.add_parser("results", help="write RESULTS.md and the README's generated blocks "
+                                       "from results/measured")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; fail when a generated file is out of date")
+    p.set_defaults(func=cmd_results)
 
     args = ap.parse_args(argv)
     try:

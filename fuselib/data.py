@@ -407,3 +407,31 @@ def check_labels(labels, n: int, name: str = "labels") -> torch.Tensor:
     if n and int(labels.min()) < 0:
         raise ValueError(f"{name} must be >= 0, got min {int(labels.min())}")
     return labels.long()
+
+
+# --------------------------------------------------------------------------- class-balanced subsets
+def subset(images, labels, n: int | None, seed: int):
+    """A class-balanced subset of ``n`` images (all of them when ``n`` is None or too big),
+    chosen by a seeded permutation."""
+    if n is None or n >= labels.shape[0]:
+        return images, labels
+    classes = torch.unique(labels)
+    per = n // len(classes)
+    if per < 1:
+        raise ValueError(f"n={n} is smaller than the number of classes ({len(classes)})")
+    perm = torch.randperm(labels.shape[0], generator=torch.Generator().manual_seed(seed))
+    idx = torch.cat([perm[labels[perm] == c][:per] for c in classes])
+    idx = idx.sort().values
+    return images[idx], labels[idx]
+
+
+def stratified_indices(labels: torch.Tensor, portion: float, gen: torch.Generator):
+    """A class-balanced random ``portion`` of the indices, sorted."""
+    if portion >= 1.0:
+        return torch.arange(len(labels))
+    keep = []
+    for c in torch.unique(labels):
+        idx = (labels == c).nonzero().flatten()
+        n = max(1, int(round(portion * len(idx))))
+        keep.append(idx[torch.randperm(len(idx), generator=gen)[:n]])
+    return torch.cat(keep).sort().values

@@ -15,6 +15,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .utils import atomic_write
+
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39",
            "#7b4173", "#3182bd"]
@@ -245,16 +247,14 @@ def save(fig: go.Figure, name: str, folder=None, png: bool = True) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     html = folder / f"{name}.html"
-    tmp = folder / f".{name}.html.tmp"
-    fig.write_html(str(tmp), include_plotlyjs="directory", full_html=True)
-    os.replace(tmp, html)
+    with atomic_write(html, suffix=".html") as tmp:
+        fig.write_html(str(tmp), include_plotlyjs="directory", full_html=True)
     out["html"] = html
     if png:
         mfig = to_matplotlib(fig)
         path = folder / f"{name}.png"
-        tmp = folder / f".{name}.tmp.png"
-        mfig.savefig(tmp, dpi=100, bbox_inches="tight")  # slanted labels stay in
+        with atomic_write(path, suffix=".png") as tmp:
+            mfig.savefig(tmp, dpi=100, bbox_inches="tight")  # slanted labels stay in
         plt.close(mfig)
-        os.replace(tmp, path)
         out["png"] = path
     return out

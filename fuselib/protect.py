@@ -7,7 +7,7 @@ of its original. A manifest (``manifest.csv``: file, class, size, PSNR, max |δ|
 every input file, unreadable ones included (status ``skipped: ...``).
 
 The perturbations come from a trained FUSE protection (``checkpoint=`` a file written by
-``Protection.save`` or ``python -m fuselib.fuse``) or from one trained on the spot on the
+``Protection.save`` or ``fuselib fit fuse``) or from one trained on the spot on the
 folder's images resized to ``train_size``. When every image has the same size the class-wise
 perturbation is the class mean of the generator's outputs at that size (the generator is fully
 convolutional); otherwise each class's perturbation at the training size is resized
@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from . import data, protections
+from .utils import atomic_write
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -34,10 +34,8 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 def _write_png(img: torch.Tensor, path: Path) -> None:
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    Image.fromarray(img.permute(1, 2, 0).numpy()).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(tmp, format="PNG")
 
 
 def _check_dirs(src: Path, dst: Path) -> None:
@@ -97,12 +95,10 @@ def protect_folder(input_dir, output_dir, checkpoint=None, train_size: int = 32,
         rows.append({"file": str(rel), "output": "", "class": rel.parts[0], "size": "",
                      "psnr_db": "", "max_abs_delta": "", "status": f"skipped: {why}"})
     manifest = dst / "manifest.csv"
-    tmp = manifest.with_name(f".{manifest.name}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_write(manifest) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, manifest)
     ok = [r for r in rows if r["status"] == "ok"]
     return {"written": len(ok), "skipped": len(folder.errors), "manifest": manifest,
             "min_psnr_db": min(r["psnr_db"] for r in ok),

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 
 from . import models
 from .data import check_images, check_labels
+from .utils import atomic_save, default_device, progress_bar
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Recipe:
     amp: str = "auto"               # "bf16", "off", or "auto": bf16 where the device has it
     compile: bool = False
     model_kwargs: dict = field(default_factory=dict)
-    # training-time defences (fuselib.defenses); off by default
+    # training-time defences (fuselib.countermeasures.training); off by default
     cutout: int = 0                 # square side in pixels (16 on 32x32 in the protocol)
     mix: str = "none"               # "none", "mixup" or "cutmix"
     mix_alpha: float = 1.0          # λ ~ Beta(α, α)
@@ -99,11 +99,7 @@ def get_recipe(recipe="fast", **overrides) -> Recipe:
 
 
 # --------------------------------------------------------------------------- helpers
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _bf16_ok(device: torch.device) -> bool:
+def bf16_ok(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
@@ -115,27 +111,8 @@ def _bf16_ok(device: torch.device) -> bool:
 
 
 def autocast(device: torch.device, amp: str):
-    enabled = amp == "bf16" or (amp == "auto" and _bf16_ok(device))
+    enabled = amp == "bf16" or (amp == "auto" and bf16_ok(device))
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-def show_progress(flag=None) -> bool:
-    """Progress bars: on in a terminal or a live Jupyter kernel, off in batch logs and CI
-    (``FUSELIB_PROGRESS=0`` turns them off everywhere, ``=1`` on)."""
-    env = os.environ.get("FUSELIB_PROGRESS")
-    if flag is not None:
-        return bool(flag)
-    if env is not None:
-        return env not in ("0", "false", "no", "")
-    if os.environ.get("CI"):
-        return False
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
-
-
-def progress_bar(total: int, desc: str, enabled=None):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not show_progress(enabled), leave=False)
 
 
 def to_input(x_uint8: torch.Tensor) -> torch.Tensor:
@@ -203,29 +180,16 @@ def _param_groups(model: nn.Module, weight_decay: float):
             {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _defend(model, x, y, r: Recipe, gen, device):
-    """The recipe's training-time defences on one augmented batch (see fuselib.defenses).
-
-    Returns ``(inputs, partner_labels or None, λ)``."""
-    from . import defenses
-
-    y2, lam = None, 1.0
-    if r.ueraser:
-        x = defenses.ueraser_inputs(model, x, y, r.ueraser, gen, lambda: autocast(device, r.amp))
-    if r.cutout:
-        x = defenses.cutout(x, r.cutout, gen)
-    if r.mix != "none":
-        x, partner, lam = defenses.mix(x, r.mix, r.mix_alpha, gen)
-        y2 = y[partner]
-    if r.adv != "none":
-        x = defenses.pgd(model, x, y, r.adv, r.adv_eps, r.adv_steps, r.adv_step, gen)
-    return x, y2, lam
+def defences_in(r: Recipe) -> list:
+    """The names of the training-time defence fields ``r`` switches on."""
+    return [k for k, off in (("ueraser", 0), ("cutout", 0), ("mix", "none"), ("adv", "none"))
+            if getattr(r, k) != off]
 
 
 # --------------------------------------------------------------------------- the loop
 def train(train_images, train_labels, test_images, test_labels, recipe="fast", *,
           seed: int = 0, device=None, num_classes: int | None = None, progress=None,
-          checkpoint=None, **overrides) -> dict:
+          checkpoint=None, defences=None, **overrides) -> dict:
     """Train ``recipe`` from scratch on uint8 ``train_images`` and test on ``test_images``.
 
     Returns a dict: ``accuracy`` (after the last epoch), ``peak_accuracy`` and ``peak_epoch``,
@@ -240,12 +204,28 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
     ``seconds`` / ``train_seconds`` include the time spent before the interruption. The
     checkpoint stays when training ends (:func:`fuselib.experiments.run` removes it once the
     run's record is written).
+
+    ``defences``: the training-time defences the recipe switches on (its ``cutout``, ``mix``,
+    ``adv`` and ``ueraser`` fields), as objects with a ``batch(model, x, y, gen, amp_ctx)``
+    operation — ``fuselib.countermeasures.defences(recipe)`` builds them (the experiment runner
+    does). The trainer knows no defence itself, so it sits below the countermeasures.
     """
     r = get_recipe(recipe, **overrides)
     train_images = check_images(train_images, "train_images")
     train_labels = check_labels(train_labels, train_images.shape[0], "train_labels")
     test_images = check_images(test_images, "test_images")
     test_labels = check_labels(test_labels, test_images.shape[0], "test_labels")
+    defences = list(defences or [])
+    covered = {k for d in defences for k in d.recipe}
+    if set(defences_in(r)) - covered:
+        raise ValueError(f"the recipe switches on training-time defence(s) "
+                         f"{sorted(set(defences_in(r)) - covered)}: pass "
+                         "defences=fuselib.countermeasures.defences(recipe)")
+    for d in defences:
+        differs = {k: v for k, v in d.recipe.items() if getattr(r, k) != v}
+        if differs:
+            raise ValueError(f"defence {d.name!r} wants recipe fields {differs}, the recipe has "
+                             f"{ {k: getattr(r, k) for k in differs} }")
     device = torch.device(device) if device is not None else default_device()
     n_cls = num_classes or int(max(train_labels.max(), test_labels.max())) + 1
 
@@ -270,8 +250,6 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
     train_time = before = 0.0
     start = 0
     if checkpoint is not None:
-        from .protections.base import atomic_save
-
         stamp = {"recipe": asdict(r), "seed": int(seed), "num_classes": n_cls,
                  "data": _fingerprint(train_images, train_labels, test_images, test_labels)}
         state = _load_checkpoint(checkpoint, stamp)
@@ -297,7 +275,11 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
             idx = perm[i * bs:(i + 1) * bs]
             x = augment(to_input(xs[idx]), gen, r.translate, r.pad_mode, r.flip)
             y = ys[idx]
-            x, y2, lam = _defend(step_model, x, y, r, gen, device)
+            y2, lam = None, 1.0
+            for d in defences:
+                x, partner, mixed = d.batch(step_model, x, y, gen, lambda: autocast(device, r.amp))
+                if partner is not None:
+                    y2, lam = y[partner], mixed
             if r.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, r.amp):

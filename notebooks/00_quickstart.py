@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -88,7 +90,7 @@ print("one perturbation per class (up to uint8 clipping at 0 and 255):", same)
 # protected training set; both are tested on the clean test set.
 
 # %%
-runs = experiments.grid(["none", "fuse"], ["none"], scale=scale, seeds=[seed], device=env.device)
+runs = experiments.plans.get("quickstart").run(scale, seeds=[seed], device=env.device)
 runs[["protection", "accuracy", "peak_accuracy", "peak_epoch", "seconds", "cached"]]
 
 # %%

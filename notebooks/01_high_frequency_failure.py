@@ -54,21 +54,15 @@ from fuselib import experiments, notebook, plots
 env = notebook.setup(scale, seed, data_root, device)
 print(env)
 
-# derived from the scale: which methods and cutoffs this run can afford (the model-free
-# methods are cheap to make; EM, TAP and REM train a surrogate first). At cpu scale the
-# sample-wise EM uses the small budget of the ci tables; at paper scale every method its own.
-ZOO = {"ci": ["none", "ar"],  # at ci the runs of notebook 04 (one cache: trained once)
-       "cpu": ["none", "random", "ar", "lsp", "ops", "cuda", "em",
-               "em:mode=sample,pgd_steps=5,max_rounds=10", "tap", "rem", "dh", "uc"]}
-METHODS = ZOO.get(scale, ["none", "random", "ar", "lsp", "ops", "cuda", "em", "em:mode=sample",
-                          "tap", "rem", "dh", "uc"])      # trained on without a filter
-LOWPASSED = {"cpu": ["none", "random", "ar", "em"]}.get(scale, METHODS)  # + the headline cutoff
-SWEPT = {"ci": METHODS, "cpu": ["none", "ar", "em"]}.get(scale, METHODS)  # + every cutoff
-CUTOFFS = {"ci": [0.25]}.get(scale, [0.125, 0.25, 0.375, 0.5, 0.625, 0.75])
-HEADLINE = 0.25  # the one cutoff every low-passed method gets
-PROFILED = {"ci": ["random", "ar", "lsp", "ops", "cuda"]}.get(
-    scale, [m for m in METHODS if m != "none"])
-print("methods:", METHODS, "| low-passed:", LOWPASSED, "| swept:", SWEPT, "| cutoffs:", CUTOFFS)
+# what this scale can afford is a named plan (fuselib/experiments/plans.py): the model-free
+# methods are cheap to make, EM, TAP and REM train a surrogate first; `fuselib grid --plan
+# prior_lowpass --scale cpu --list` prints the runs
+PLAN = experiments.plans.get("prior_lowpass")
+METHODS = PLAN.protections(scale)
+PROFILED = experiments.plans.get("prior_profiles").protections(scale)
+print(PLAN.title, "|", PLAN.size(scale), "runs at scale", scale, "|", PLAN.command(scale))
+for block in PLAN.blocks_for(scale):
+    print("  ", ", ".join(block.protections), "x", ", ".join(block.countermeasures))
 
 # %% [markdown]
 # ## Where the perturbations put their energy
@@ -95,18 +89,7 @@ assert prof.loc["lsp", "low"] > 50, prof.loc["lsp"]
 # ## Accuracy under low-pass filtering
 
 # %%
-swept = experiments.grid(SWEPT, ["none"] + [f"lowpass:{c}" for c in CUTOFFS], scale=scale,
-                         seeds=[seed], device=env.device)
-headline = [m for m in LOWPASSED if m not in SWEPT]
-unfiltered = [m for m in METHODS if m not in LOWPASSED and m not in SWEPT]
-parts = [swept]
-if headline:
-    parts.append(experiments.grid(headline, ["none", f"lowpass:{HEADLINE}"], scale=scale,
-                                  seeds=[seed], device=env.device))
-if unfiltered:
-    parts.append(experiments.grid(unfiltered, ["none"], scale=scale, seeds=[seed],
-                                  device=env.device))
-sweep = pd.concat(parts, ignore_index=True)
+sweep = PLAN.run(scale, seeds=[seed], device=env.device)
 sweep["cutoff"] = sweep.countermeasure.map(experiments.cutoff_of)
 acc = sweep.pivot(index="protection", columns="cutoff", values="accuracy").loc[METHODS] * 100
 peak = sweep.pivot(index="protection", columns="cutoff", values="peak_accuracy").loc[METHODS] * 100

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -32,7 +34,7 @@
 # The paper's method section was not available; the choices (DCT, band sampler, loss weights,
 # generator shape from the same lab's VTG code) are documented in `fuselib/fuse.py` and are all
 # parameters. `cpu` scale trains on a CPU; `paper` scale is for a GPU
-# (multi-GPU: `torchrun --nproc_per_node N -m fuselib.fuse --out fuse.pt`).
+# (multi-GPU: `torchrun --nproc_per_node N -m fuselib fit fuse --out fuse.pt`).
 
 # %%
 # Colab, or a kernel without fuselib: install the companion first (%pip into this kernel).

@@ -46,28 +46,19 @@ from fuselib import experiments, notebook, plots
 env = notebook.setup(scale, seed, data_root, device)
 print(env)
 
-SWITCHES = {"FUSE (RSM + CBG)": "fuse", "no RSM": "fuse:rsm=False", "no CBG": "fuse:cbg=False",
-            "neither (VTG-style)": "fuse:rsm=False,cbg=False"}
-WEIGHTS = {"CBG weight 0.5": "fuse:cbg_weight=0.5", "CBG weight 2": "fuse:cbg_weight=2.0",
-           "CBG cutoff 0.125": "fuse:cbg_cutoff=0.125",
-           "RSM bands ≤ 0.25 wide": "fuse:rsm_max_width=0.25",
-           "RSM bands ≤ 0.75 wide": "fuse:rsm_max_width=0.75"}
-if scale == "ci":  # seconds, not minutes: both ends of the ablation, one filter
-    VARIANTS = {k: SWITCHES[k] for k in ("FUSE (RSM + CBG)", "neither (VTG-style)")}
-    FILTERS = ["lowpass:0.25"]
-elif scale == "cpu":
-    VARIANTS, FILTERS = SWITCHES, ["none", "lowpass:0.25"]
-else:
-    VARIANTS, FILTERS = {**SWITCHES, **WEIGHTS}, ["none", "lowpass:0.25", "highpass:0.25"]
-print(list(VARIANTS), FILTERS)
+# the variants and filters each scale affords: the plan "ablations" (fuselib/experiments/plans.py)
+# — ci: both ends of the ablation, one filter; cpu: the four switches; paper: weights and bands too
+PLAN = experiments.plans.get("ablations")
+VARIANTS = {PLAN.labels["protection"].get(v, v): v for v in PLAN.protections(scale)}
+FILTERS = PLAN.countermeasures(scale)
+print(list(VARIANTS), FILTERS, "|", PLAN.command(scale))
 
 # %%
-res = experiments.grid(list(VARIANTS.values()), FILTERS, scale=scale, seeds=[seed],
-                       device=env.device)
+res = PLAN.run(scale, seeds=[seed], device=env.device)
 label = {v: k for k, v in VARIANTS.items()}
 res["variant"] = res.protection.map(label)
 table = res.pivot(index="variant", columns="countermeasure", values="accuracy").loc[
-    list(VARIANTS)] * 100
+    list(VARIANTS), FILTERS] * 100
 print(f"clean test accuracy (%) after training on each variant, scale {scale}")
 table.round(2)
 

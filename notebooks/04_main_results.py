@@ -24,9 +24,8 @@
 # high-pass filter (claims 1–3). Then the wider countermeasure suite of
 # `fuselib.countermeasures.SUITE` (image squeezing, JPEG, training-time defences, purification).
 #
-# Runs are cached by their full configuration, so a rerun only trains what is missing. At
-# `paper` scale, tables already measured on a GPU are read from `results/` with their provenance
-# unless `recompute=True`.
+# Runs are cached by their full configuration, so a rerun only trains what is missing; runs
+# shipped in `results/measured/` are read instead of retrained (`FUSELIB_RECOMPUTE=1` retrains).
 
 # %%
 # Colab, or a kernel without fuselib: install the companion first (%pip into this kernel).
@@ -40,48 +39,56 @@ scale = "ci"       # "ci" (seconds on a CPU), "cpu" (minutes on a laptop), "full
 seed = 0
 data_root = None   # None: the default search ($FUSELIB_DATA, ../shared/data, the user cache)
 device = None      # None: CUDA when available, else the CPU
-recompute = False  # paper scale: True retrains even where results/ holds a measured table
 
 # %%
 from pathlib import Path
 
 import pandas as pd
 
-from fuselib import countermeasures, experiments, notebook, plots
+from fuselib import experiments, notebook, plots
 
 env = notebook.setup(scale, seed, data_root, device)
 print(env)
 
-PROTECTIONS = {
-    "ci": ["none", "ar", "fuse"],
-    "cpu": ["none", "random", "ar", "em", "fuse"],
-}.get(scale, ["none", "random", "ar", "lsp", "ops", "cuda", "em", "em:mode=sample", "tap",
-              "rem", "dh", "uc", "fuse"])
-# at cpu scale a run is ~4 minutes on 2 cores: no filter and low-pass for the methods above
-FILTERS = {"ci": ["none", "lowpass:0.25"], "cpu": ["none", "lowpass:0.25"]}.get(
-    scale, ["none", "lowpass:0.25", "highpass:0.25"])
-# the whole suite costs ~22 trainings per protection (adversarial training ~10x one run),
-# 2-3 hours a protection at cpu scale: at cpu the table shows the runs measured so far (clean
-# data, AR and class-wise EM, shipped in results/measured; nothing is trained), at paper scale
-# it trains all
-SUITE_FOR = {"ci": [], "cpu": ["none", "ar", "em"]}.get(scale, PROTECTIONS)
-SUITE_CACHED_ONLY = scale == "cpu"
-SUITE = list(countermeasures.SUITE)
-# FUSE against class-wise EM (and clean data) over a low-pass cutoff sweep
-SWEEP_FOR = {"ci": ["none", "fuse"]}.get(scale, ["none", "em", "fuse"])
-CUTOFFS = {"ci": [0.25]}.get(scale, [0.125, 0.25, 0.375, 0.5, 0.625, 0.75])
-STORED = Path("..") / "results" / f"main_{scale}.csv"
-print(PROTECTIONS, "| suite for:", SUITE_FOR)
+# every table below is a named plan (fuselib/experiments/plans.py) with what each scale affords:
+# at cpu scale a run is 4-9 minutes on 2 cores; the whole suite costs ~22 trainings a protection
+# (adversarial training ~10x one run), so at cpu the suite table shows the runs measured so far
+# (shipped in results/measured; nothing is trained), at paper scale it trains all
+MAIN, SWEEP, SUITE_PLAN, HEADLINE = (experiments.plans.get(n) for n in (
+    "main_filters", "lowpass_sweep", "suite", "headline"))
+PROTECTIONS, FILTERS = MAIN.protections(scale), MAIN.countermeasures(scale)
+SWEEP_FOR = SWEEP.protections(scale)
+SUITE_FOR, SUITE = SUITE_PLAN.protections(scale), SUITE_PLAN.countermeasures(scale)
+for plan in (HEADLINE, MAIN, SWEEP, SUITE_PLAN):
+    print(f"{plan.name}: {plan.size(scale)} runs | {plan.command(scale)}")
+
+# %% [markdown]
+# ## The headline: FUSE against its rivals under strong low-pass filters
+# Final accuracy, the peak over epochs in brackets where higher (what early stopping would keep).
+
+# %%
+headline = HEADLINE.run(scale, seeds=[seed], device=env.device)
+HEADLINE.table(scale, headline)
+
+# %%
+H_PROT, H_CMS = HEADLINE.protections(scale), HEADLINE.countermeasures(scale)
+h = headline.pivot(index="protection", columns="countermeasure", values="accuracy") * 100
+h = h.reindex(index=H_PROT, columns=H_CMS)
+names = {**HEADLINE.labels.get("protection", {})}
+filters = HEADLINE.labels.get("countermeasure", {})
+fig = plots.bars({filters.get(c, c): h[c].tolist() for c in H_CMS},
+                 [names.get(p, p) for p in H_PROT],
+                 title="Clean test accuracy after training on protected data, with and without "
+                       "low-pass filtering (chance: 10%)",
+                 ylabel="clean test accuracy (%)", scale=scale)
+plots.save(fig, f"04_headline_{scale}")
+fig
 
 # %% [markdown]
 # ## Filtering (the paper's table)
 
 # %%
-if STORED.is_file() and scale == "paper" and not recompute:
-    main = pd.read_csv(STORED)
-    print(f"read {STORED}; provenance in {STORED.with_suffix('.md')}")
-else:
-    main = experiments.grid(PROTECTIONS, FILTERS, scale=scale, seeds=[seed], device=env.device)
+main = MAIN.run(scale, seeds=[seed], device=env.device)
 table = main.pivot(index="protection", columns="countermeasure", values="accuracy").loc[
     PROTECTIONS, FILTERS] * 100
 print(f"clean test accuracy (%), fast trainer, CIFAR-10, scale {scale}")
@@ -106,7 +113,8 @@ peak.round(2)
 # while earlier methods (here class-wise EM) give accuracy back at some cutoff.
 
 # %%
-sweep = experiments.cutoff_sweep(SWEEP_FOR, CUTOFFS, scale=scale, seeds=[seed], device=env.device)
+sweep = SWEEP.run(scale, seeds=[seed], device=env.device)
+sweep["cutoff"] = sweep.countermeasure.map(experiments.cutoff_of)
 by_cut = experiments.by_cutoff(sweep, SWEEP_FOR)
 by_cut_peak = experiments.by_cutoff(sweep, SWEEP_FOR, "peak_accuracy")
 print(f"final (peak) clean test accuracy (%) after low-pass at each cutoff (1.0 = no filter), "
@@ -126,14 +134,13 @@ fig
 
 # %%
 if SUITE_FOR:
-    suite = experiments.grid(SUITE_FOR, SUITE, scale=scale, seeds=[seed], device=env.device,
-                             cached_only=SUITE_CACHED_ONLY)
+    suite = SUITE_PLAN.run(scale, seeds=[seed], device=env.device)
     done = [c for c in SUITE if c in set(suite.countermeasure)]
     wide = suite.pivot(index="countermeasure", columns="protection", values="accuracy").reindex(
         index=done, columns=SUITE_FOR) * 100
     print(f"clean test accuracy (%) under each countermeasure, scale {scale}"
           + (f"; measured so far: {len(suite)} of {len(SUITE) * len(SUITE_FOR)} runs, blank = "
-             "not measured" if SUITE_CACHED_ONLY else ""))
+             "not measured" if scale in SUITE_PLAN.cached_only else ""))
     display(notebook.final_peak(wide))  # noqa: F821
     fig = plots.bars({p: wide[p].tolist() for p in SUITE_FOR}, done,
                      title="Accuracy under the countermeasure suite (no bar: not measured)",

@@ -49,25 +49,21 @@ from fuselib import experiments, notebook, plots
 env = notebook.setup(scale, seed, data_root, device)
 print(env)
 
-# at ci and cpu scale (1.5 / 4-8 min a run on 2 cores) the sections below only show what is
-# cheap or already measured; set RATIOS / CHAINS (e.g. [0.5] / ["jpeg:10+lowpass:0.25"]) to
-# train more
-PROTECTIONS = {"ci": ["none", "fuse"], "cpu": ["none", "fuse"]}.get(
-    scale, ["none", "em", "ar", "fuse"])
-# the fast trainer's own network is always in; the paper's five need a GPU to be quick
-ARCHS = {"ci": [], "cpu": []}.get(
-    scale, ["resnet18", "resnet50", "vgg11", "densenet121", "vit"])
-RATIOS = {"ci": [], "cpu": []}.get(scale, [0.2, 0.5, 0.8, 0.9])
-CHAINS = {"ci": [], "cpu": []}.get(
-    scale, ["jpeg:10", "jpeg:50", "jpeg:10+lowpass:0.25", "jpeg:50+lowpass:0.25"])
-print(PROTECTIONS, ARCHS, RATIOS, CHAINS)
+# each section is a named plan (fuselib/experiments/plans.py); at ci and cpu scale (1.5 / 4-8
+# min a run on 2 cores) they hold only what is cheap (the fast trainer's own network, full
+# poisoning, no chain): the paper's five architectures need a GPU to be quick
+ARCH, PARTIAL, CHAIN = (experiments.plans.get(n) for n in (
+    "architectures", "partial_poisoning", "jpeg_lowpass"))
+PROTECTIONS = ARCH.protections(scale)
+CHAINS = [c for c in CHAIN.countermeasures(scale) if c != "none"]
+for plan in (ARCH, PARTIAL, CHAIN):
+    print(f"{plan.name}: {plan.size(scale)} runs | {plan.command(scale)}")
 
 # %% [markdown]
 # ## Across architectures
 
 # %%
-arch = experiments.grid(PROTECTIONS, ["none"], archs=[None] + ARCHS, scale=scale, seeds=[seed],
-                        device=env.device)
+arch = ARCH.run(scale, seeds=[seed], device=env.device)
 by_arch = arch.pivot(index="arch", columns="protection", values="accuracy")[PROTECTIONS] * 100
 print(f"clean test accuracy (%) by the attacker's architecture, scale {scale}")
 by_arch.round(2)
@@ -79,14 +75,11 @@ by_arch.round(2)
 # the set; the table shows how much at this scale.
 
 # %%
-if not RATIOS:
-    print(f"scale {scale}: no partial-poisoning ratios (RATIOS is empty); full poisoning only")
-rows = []
-for p in [q for q in PROTECTIONS if q != "none"]:
-    for r in RATIOS + [1.0]:
-        out = experiments.run(p, "none", scale=scale, seed=seed, poison_ratio=r,
-                              device=env.device)
-        rows.append({"protection": p, "protected share": r, "accuracy": 100 * out["accuracy"]})
+runs = PARTIAL.run(scale, seeds=[seed], device=env.device)
+if set(runs.poison_ratio) == {1.0}:
+    print(f"scale {scale}: full poisoning only (the plan has no partial ratios at this scale)")
+rows = [{"protection": r.protection, "protected share": r.poison_ratio,
+         "accuracy": 100 * r.accuracy} for r in runs.itertuples()]
 clean_acc = 100 * experiments.run("none", "none", scale=scale, seed=seed,
                                   device=env.device)["accuracy"]
 partial = pd.DataFrame(rows).pivot(index="protected share", columns="protection",
@@ -107,11 +100,10 @@ fig
 
 # %%
 if not CHAINS:
-    print(f"scale {scale}: no JPEG + low-pass chains (CHAINS is empty)")
-chain = experiments.grid(PROTECTIONS, ["none"] + CHAINS, scale=scale, seeds=[seed],
-                         device=env.device)
+    print(f"scale {scale}: no JPEG + low-pass chains in the plan at this scale")
+chain = CHAIN.run(scale, seeds=[seed], device=env.device)
 chained = chain.pivot(index="countermeasure", columns="protection", values="accuracy").loc[
-    ["none"] + CHAINS, PROTECTIONS] * 100
+    ["none"] + CHAINS, CHAIN.protections(scale)] * 100
 print(f"clean test accuracy (%) after JPEG (quality Q) and a low-pass filter, scale {scale}")
 chained.round(2)
 

@@ -49,7 +49,9 @@ CUTOFFS = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75]
 
 # %%
 clean, protected, labels = experiments.protected_data(protection, scale=scale, seed=seed)
-cms = ["none"] + [f"{k}:{c}" for k in ("lowpass", "highpass") for c in CUTOFFS]
+# the slider's measured points: the plan "interactive" (every low- and high-pass cutoff), read
+# from what is measured, nothing trained (`fuselib grid --plan interactive --scale cpu` trains them)
+cms = experiments.plans.get("interactive").countermeasures(scale)
 measured = experiments.grid(["none", protection], cms, scale=scale, seeds=[seed],
                             cached_only=True)
 measured["filter"] = measured.countermeasure.map(lambda c: c.split(":")[0])

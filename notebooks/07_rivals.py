@@ -52,42 +52,34 @@ device = None      # None: CUDA when available, else the CPU
 import pandas as pd
 
 from fuselib import experiments, notebook, plots
-from fuselib.certify import certify_protection
 
 env = notebook.setup(scale, seed, data_root, device)
 print(env)
 
-# ci runs inside the test suite on 2 cores (1.5 min a run): it trains no rival of its own and
-# reuses notebook 00's runs (GUE and PUE are tested in tests/test_rivals.py); the rivals start at cpu
-RIVALS = {"ci": ["none", "fuse"], "cpu": ["none", "gue", "pue", "fuse"]}.get(
-    scale, ["none", "gue", "pue", "pue:robust=True", "vtg", "fuse"])
-# ci: no filter only, no RSK section
-CUTOFFS = {"ci": [], "cpu": [0.125, 0.25, 0.5]}.get(
-    scale, [0.125, 0.25, 0.375, 0.5, 0.625, 0.75])
-# swept over every cutoff; the other rivals get no filter and the headline cutoff only
-# (at cpu a run is 4-7 minutes on 2 cores)
-SWEPT = {"cpu": ["none", "pue", "fuse"]}.get(scale, RIVALS)
-HEADLINE = [0.25] if 0.25 in CUTOFFS else []
-# certification: one training run, then n_samples + 1 evaluations of the test set (at cpu,
-# of its first 2,000 images: all 10,000 take ~15 s an evaluation on 2 cores, 25 min a certificate)
-# (at ci the FUSE classifier of notebook 00, whose weights the cache keeps: nothing retrained)
-CERTIFY = ["fuse"] if scale == "ci" else ["none", "pue", "em", "fuse"]
-CERT_SETTINGS = ({"n_samples": 10, "alpha": 0.1} if scale == "ci" else
-                 {"n_samples": 100, "alpha": 0.01, "n_eval": 2000})
-CERT_SETTINGS.update(sigma=0.01, q=0.7, eta=0.0)
-RSK_FOR = [] if scale == "ci" else ["none", "cuda"]
-print("rivals:", RIVALS, "| swept:", SWEPT, "| cutoffs:", CUTOFFS, "| certified:", CERTIFY,
-      CERT_SETTINGS)
+# each section is a named plan (fuselib/experiments/plans.py). ci runs inside the test suite on
+# 2 cores (1.5 min a run): it trains no rival of its own and reuses notebook 00's runs (GUE and
+# PUE are tested in tests/test_rivals.py); the rivals start at cpu, where PUE and FUSE are swept
+# over three cutoffs and GUE gets no filter and two. Certification: one training run, then
+# n_samples + 1 evaluations of the test set (at cpu, of its first 2,000 images: all 10,000 take
+# ~15 s an evaluation on 2 cores); at ci the FUSE classifier of notebook 00, whose weights the
+# cache keeps: nothing retrained
+LOWPASS, CERTS, RSK = (experiments.plans.get(n) for n in (
+    "rivals_lowpass", "certificates", "cuda_rsk"))
+RIVALS = LOWPASS.protections(scale)
+CUTOFFS = sorted(experiments.cutoff_of(c) for c in LOWPASS.countermeasures(scale) if c != "none")
+CERTIFY = CERTS.protections(scale)
+CERT_SETTINGS = CERTS.settings_for(scale)
+RSK_FOR = RSK.protections(scale)
+for plan in (LOWPASS, CERTS, RSK):
+    print(f"{plan.name}: {plan.size(scale)} | {plan.command(scale)}")
+print("rivals:", RIVALS, "| cutoffs:", CUTOFFS, "| certified:", CERTIFY, CERT_SETTINGS)
 
 # %% [markdown]
 # ## Without filtering and across low-pass cutoffs
 
 # %%
-sweep = experiments.cutoff_sweep(SWEPT, CUTOFFS, scale=scale, seeds=[seed], device=env.device)
-rest = [p for p in RIVALS if p not in SWEPT]
-if rest:
-    sweep = pd.concat([sweep, experiments.cutoff_sweep(rest, HEADLINE, scale=scale, seeds=[seed],
-                                                       device=env.device)], ignore_index=True)
+sweep = LOWPASS.run(scale, seeds=[seed], device=env.device)
+sweep["cutoff"] = sweep.countermeasure.map(experiments.cutoff_of)
 acc = experiments.by_cutoff(sweep, RIVALS)
 peak = experiments.by_cutoff(sweep, RIVALS, "peak_accuracy")
 print(f"final (peak) clean test accuracy (%) after low-pass at each cutoff (1.0 = no filter), "
@@ -130,8 +122,8 @@ for cm in ["none"] + (["lowpass:0.25"] if 0.25 in CUTOFFS else []):
 # docstring of `fuselib.certify`). Every protection in the registry is certified the same way.
 
 # %%
-certs = {p: certify_protection(p, scale=scale, seed=seed, device=env.device, **CERT_SETTINGS)
-         for p in CERTIFY}
+certs = CERTS.run(scale, seeds=[seed], device=env.device)
+certs = certs.set_index("protection").to_dict("index")
 cert = pd.DataFrame({
     "accuracy, all test (%)": {p: c["accuracy"] * 100 for p, c in certs.items()},
     "unsmoothed, certified images (%)": {p: c["clean_accuracy"] * 100 for p, c in certs.items()},
@@ -162,8 +154,7 @@ fig
 
 # %%
 if RSK_FOR:
-    rsk = experiments.grid(RSK_FOR, ["none", "rsk"], scale=scale, seeds=[seed],
-                           device=env.device)
+    rsk = RSK.run(scale, seeds=[seed], device=env.device)
     rsk_table = rsk.pivot(index="protection", columns="countermeasure",
                           values="accuracy").loc[RSK_FOR, ["none", "rsk"]] * 100
     rsk_table["published, rsk (%)"] = [{"none": 94.34, "cuda": 78.53}[p] for p in RSK_FOR]

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fuselib import defenses
+from fuselib.countermeasures import training as defenses
 from fuselib import experiments as E
 from fuselib import models
 
@@ -101,7 +101,7 @@ def test_grid_all_expands_to_the_suite(monkeypatch, results_tmp):
                 "cached": True, "curve": [0.5], "key": "k", "recipe": {"arch": "fastnet"},
                 "config": {"trainer": "fast", "scale": "ci"}}
 
-    monkeypatch.setattr(E, "run", fake_run)
+    monkeypatch.setattr(E.sweeps, "run", fake_run)
     df = E.grid(protections=["none", "random"], countermeasures="all")
     assert len(df) == 2 * len(countermeasures.SUITE)
     assert seen[:len(countermeasures.SUITE)] == list(countermeasures.SUITE)

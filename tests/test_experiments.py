@@ -207,7 +207,7 @@ def test_cli_grid_table_and_csv(results_tmp, tmp_path, monkeypatch, capsys):
 
     assert cli.main(["grid", "magic"]) == 2  # unknown protection: a clear error, exit 2
     assert "unknown protection" in capsys.readouterr().err
-    monkeypatch.setattr(E, "run", fake_run)
+    monkeypatch.setattr(E.sweeps, "run", fake_run)
     csv = tmp_path / "t.csv"
     assert cli.main(["grid", "none", "random", "--countermeasures", "none", "lowpass:0.3",
                      "--csv", str(csv)]) == 0
@@ -226,7 +226,7 @@ def test_cli_grid_table_and_csv(results_tmp, tmp_path, monkeypatch, capsys):
         return None if countermeasure == "median" else fake_run(protection, countermeasure,
                                                                  arch, seed, **kw)
 
-    monkeypatch.setattr(E, "run", cached_run)
+    monkeypatch.setattr(E.sweeps, "run", cached_run)
     assert cli.main(["grid", "none", "--countermeasures", "none", "jpeg:10", "median",
                      "--cached-only"]) == 0
     out = capsys.readouterr().out
@@ -238,7 +238,7 @@ def test_cli_grid_table_and_csv(results_tmp, tmp_path, monkeypatch, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert "| countermeasure | none |" in lines and "| jpeg:10 | 80.00% (81.00%) |" in lines
     seen.clear()
-    monkeypatch.setattr(E, "run", lambda *a, **kw: None)
+    monkeypatch.setattr(E.sweeps, "run", lambda *a, **kw: None)
     assert cli.main(["grid", "none", "--countermeasures", "median", "--cached-only"]) == 0
     assert "nothing measured yet" in capsys.readouterr().out
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from fuselib import protections, spectral
-from fuselib.fuse import FuseConfig, FuseTrainer
-from fuselib.generator import Generator, class_mean
+from fuselib.protections.fuse import FuseConfig, FuseTrainer
+from fuselib.protections.generators import Generator, class_mean
 
 TINY = dict(epochs=2, portion=1.0, batch_size=40, surrogate_steps=3)
 
@@ -86,7 +86,7 @@ def test_rsm_mask_is_one_contiguous_band_and_never_everything():
 
 
 def test_cbg_is_zero_exactly_when_the_bands_agree():
-    from fuselib.fuse import cross_band_consistency
+    from fuselib.protections.fuse import cross_band_consistency
 
     a = torch.randn(16, 10)
     assert float(cross_band_consistency(a, a.clone())) == 0.0
@@ -154,7 +154,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
     out = tmp_path / "fuse.pt"
     env = {**os.environ, "FUSELIB_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "-m", "fuselib.fuse", "--out", str(out), "--images", "200", "--epochs", "1",
+           "-m", "fuselib", "fit", "fuse", "--out", str(out), "--images", "200", "--epochs", "1",
            "--portion", "1.0", "--batch-size", "40", "--surrogate-steps", "2", "--report-sync",
            "--device", "cpu"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
@@ -168,7 +168,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
 def test_process_group_backend_follows_the_device(monkeypatch):
     """nccl only for processes that train on CUDA: ``--device cpu`` on a GPU machine is gloo
     (two nccl ranks cannot share one GPU; seen on a lent H100, 2026-11-26)."""
-    from fuselib import fuse as fz
+    from fuselib.protections import fuse as fz
 
     chosen = []
     monkeypatch.setenv("WORLD_SIZE", "2")

@@ -5,7 +5,8 @@ import torch
 
 from fuselib import countermeasures as C
 from fuselib import models, protections, spectral
-from fuselib.certify import certify, certify_protection, order_statistic
+from fuselib.certify import certify, order_statistic
+from fuselib.experiments import certify_protection
 from fuselib.protections.fuse import FUSE
 
 TINY_GUE = dict(steps=1, batch_size=20, inner_steps=1, gen_width=4)

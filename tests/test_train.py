@@ -56,11 +56,31 @@ def test_recipe_errors():
         T.get_recipe("fast", schedule="step")
 
 
+def test_defences_must_match_the_recipe(cifar_small):
+    """The trainer applies no defence of its own: a recipe that switches one on needs it given,
+    and a given defence must agree with the recipe's fields."""
+    from fuselib import countermeasures
+
+    x, y = cifar_small
+    kw = dict(seed=0, device="cpu", **{**TINY, "epochs": 1})
+    with pytest.raises(ValueError, match="switches on training-time defence"):
+        T.train(x, y, x[:64], y[:64], "fast", cutout=8, **kw)
+    with pytest.raises(ValueError, match="wants recipe fields"):
+        T.train(x, y, x[:64], y[:64], "fast", cutout=8,
+                defences=[countermeasures.get("cutout:16")], **kw)
+    ok = T.train(x, y, x[:64], y[:64], "fast", cutout=8,
+                 defences=countermeasures.defences(T.get_recipe("fast", cutout=8)), **kw)
+    assert len(ok["curve"]) == 1
+
+
 def test_checkpoint_resumes_exactly(cifar_small, tmp_path, crash_in_epoch_two):
     """A run interrupted after its first epoch finishes, from the checkpoint, exactly as an
     uninterrupted one (mixup: the global and the seeded generator both carry over)."""
     x, y = cifar_small
-    kw = dict(seed=5, device="cpu", **{**TINY, "epochs": 3}, mix="mixup")
+    from fuselib import countermeasures
+
+    kw = dict(seed=5, device="cpu", **{**TINY, "epochs": 3}, mix="mixup",
+              defences=countermeasures.defences(T.get_recipe("fast", mix="mixup")))
     whole = T.train(x, y, x[:128], y[:128], "fast", **kw)
     ckpt = tmp_path / "run.pt"
     with crash_in_epoch_two():
@@ -77,7 +97,8 @@ def test_checkpoint_resumes_exactly(cifar_small, tmp_path, crash_in_epoch_two):
     with pytest.raises(ValueError, match="differs in: data"):
         T.train(x[:200], y[:200], x[:128], y[:128], "fast", checkpoint=ckpt, **kw)
     with pytest.raises(ValueError, match="differs in: recipe"):
-        T.train(x, y, x[:128], y[:128], "fast", checkpoint=ckpt, **{**kw, "mix": "none"})
+        T.train(x, y, x[:128], y[:128], "fast", checkpoint=ckpt,
+                **{**kw, "mix": "none", "defences": []})
     torch.save({"format": "something else"}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="not a training checkpoint"):
         T.train(x, y, x[:128], y[:128], "fast", checkpoint=tmp_path / "bad.pt", **kw)

@@ -11,6 +11,7 @@ REGISTRY = Registry("countermeasure")
 from .base import Countermeasure  # noqa: E402
 from . import filters, squeeze, training, projection, purify, chain  # noqa: E402,F401  (registers)
 from . import rsk  # noqa: E402,F401
+from .training import defences  # noqa: E402
 
 
 # the whole suite, with the Deep Hiding protocol's settings (shared/reference/protocol.md);
@@ -37,4 +38,4 @@ def get(spec: str, **kwargs) -> Countermeasure:
     return REGISTRY.get(spec, **kwargs)
 
 
-__all__ = ["Countermeasure", "REGISTRY", "SUITE", "get", "names"]
+__all__ = ["Countermeasure", "REGISTRY", "SUITE", "defences", "get", "names"]

@@ -13,7 +13,7 @@ from ..registry import Registry
 
 REGISTRY = Registry("protection")
 
-from .base import Protection, atomic_save, check_eps  # noqa: E402
+from .base import Protection, check_eps  # noqa: E402
 from . import none, random_noise, ar, lsp, ops, cuda, em, tap, rem, dh, uc, fuse  # noqa: E402,F401  (registers)
 from . import gue, pue, vtg  # noqa: E402,F401
 
@@ -40,4 +40,4 @@ def load(path) -> Protection:
     return p
 
 
-__all__ = ["Protection", "REGISTRY", "get", "load", "names", "atomic_save", "check_eps"]
+__all__ = ["Protection", "REGISTRY", "get", "load", "names", "check_eps"]

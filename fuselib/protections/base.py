@@ -19,13 +19,13 @@ Parameters follow the scikit-learn habit (:class:`fuselib.registry.Configurable`
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
 import torch
 
 from ..data import check_images, check_labels
 from ..registry import Configurable
+from ..utils import atomic_save
 
 NORMS = ("linf", "l2", "l0", None)
 
@@ -64,20 +64,6 @@ def check_eps(eps, upper: float = 1.0) -> float:
         raise ValueError(f"eps must be in (0, {upper:g}] (images are in [0, 1]{hint}), "
                          f"got {eps}")
     return eps
-
-
-def atomic_save(obj, path) -> Path:
-    """``torch.save`` to a temporary name beside ``path``, then rename: never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def linf_step(x: torch.Tensor, d: torch.Tensor, grad: torch.Tensor, step: float,
@@ -180,7 +166,7 @@ class Protection(Configurable):
         self.fitted = True
 
     def save(self, path) -> Path:
-        from .. import __version__
+        from ..version import __version__
 
         if self.needs_fit and not self.fitted:
             raise RuntimeError(f"{self.name}: nothing to save before fit()")

@@ -72,9 +72,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..utils import default_device
 from . import REGISTRY
 from .base import Protection
-from .em import default_device
 
 SHAPES = ("disc", "ring", "stripes", "checker", "polygon", "star", "cross", "squares",
           "spiral", "dots")

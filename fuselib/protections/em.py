@@ -25,58 +25,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .. import models
+from ..data import stratified_indices
+from ..utils import default_device
 from . import REGISTRY
 from .base import Protection, as_float, linf_step, to_steps
-
-SMALL = {"widths": (32, 64, 128)}
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def stratified_indices(labels: torch.Tensor, portion: float, gen: torch.Generator):
-    """A class-balanced random ``portion`` of the indices, sorted."""
-    if portion >= 1.0:
-        return torch.arange(len(labels))
-    keep = []
-    for c in torch.unique(labels):
-        idx = (labels == c).nonzero().flatten()
-        n = max(1, int(round(portion * len(idx))))
-        keep.append(idx[torch.randperm(len(idx), generator=gen)[:n]])
-    return torch.cat(keep).sort().values
-
-
-class SurrogateMixin:
-    """A surrogate classifier trained with the official UE settings (SGD 0.1, no aug)."""
-
-    def _make_surrogate(self, n_classes: int, size: int, channels: int, device):
-        kw = dict(SMALL) if self.surrogate == "fastnet" else {}
-        model = models.get(self.surrogate, n_classes, image_size=size, in_channels=channels,
-                           **kw).to(device)
-        opt = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=0.9, weight_decay=5e-4)
-        return model, opt
-
-    @staticmethod
-    def _step(model, opt, x, y):
-        model.train()
-        loss = F.cross_entropy(model(x - 0.5), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        return loss.item()
-
-    @staticmethod
-    @torch.no_grad()
-    def _accuracy(model, x, y, batch_size=1000):
-        model.eval()
-        correct = 0
-        for i in range(0, len(y), batch_size):
-            correct += (model(x[i:i + batch_size] - 0.5).argmax(1) == y[i:i + batch_size]).sum()
-        return correct.item() / len(y)
-
+from .surrogate import SurrogateMixin
 
 @REGISTRY.register("em", primary="mode")
 class ErrorMinimizing(SurrogateMixin, Protection):

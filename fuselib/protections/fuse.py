@@ -1,25 +1,297 @@
 """``fuse``: FUSE — Full-spectrum Unlearnable Examples via Spectral Equalization (Cai et al.,
-ICML 2026). Class-wise, L∞ ε = 8/255. The method, its defaults and their reasons are in
-:mod:`fuselib.fuse`; every :class:`fuselib.fuse.FuseConfig` field is a parameter here::
+ICML 2026), whole: its config, objective (RSM + CBG), trainer and the registered protection.
+Class-wise, L∞ ε = 8/255; every :class:`FuseConfig` field is a parameter of the protection::
 
     p = fuselib.protections.get("fuse", epochs=10, rsm=True, cbg=True).fit(x, y)
     p = fuselib.protections.get("fuse:rsm=False")          # the ablations by spec string
 
-``checkpoint`` (an attribute, not part of the config) makes fit() resumable.
+A class-wise perturbation generator (:class:`fuselib.protections.generators.Generator`) is made
+unlearnable in every frequency band.
+
+The loop (min–min, after VTG — the closest published relative, see
+``shared/reference/fuse-method.md``): each epoch, ``surrogate_steps`` SGD steps of a surrogate
+classifier on ``clip(x + δ_y)``, then one generator step per batch of the generator's subset,
+minimising
+
+    L = CE(f(x + RSM(δ_y)), y)                                   unlearnability under masking
+      + cbg_weight · [ CE(f(x + δ_low), y) + cbg_high · CE(f(x + δ_high), y)
+                       + cbg_kl · symKL(f(x + δ_low), f(x + δ_high)) ]   cross-band guidance
+
+* ``δ_y`` is class-wise: by default each class feeds the generator its own fixed, seeded noise
+  image (``input="noise"``); ``input="images"`` is VTG's construction instead — the generator
+  runs on every image and its outputs are averaged per class. Measured at ``ci`` scale
+  (``fuselib grid "fuse:input=images" fuse --countermeasures none lowpass:0.25``), the class
+  mean shrinks the perturbation (mean |δ| 2.9/255) and protects less: 42.9% / 37.2% (no
+  filter / low-pass 0.25) against 15.6% / 33.2% with noise inputs (clean: 58.0% / 52.4%).
+  ``‖δ‖∞ ≤ ε`` by construction (``ε·tanh``) and is clipped again at the end.
+* **Random Spectral Masking** (``rsm``): per image, a random contiguous band of radial
+  frequency ``[lo, hi]`` (width ``U[rsm_min_width, rsm_max_width]``, centre chosen so every
+  radius — the DC end included — is removed equally often; :func:`fuselib.spectral.sample_bands`)
+  is zeroed in ``δ`` before the unlearnability loss. No band can carry the effect alone, so over
+  training every band, the lowest included, must carry some of it.
+* **Cross-Band Guidance** (``cbg``): ``δ`` is split at ``cbg_cutoff`` into ``δ_low + δ_high``.
+  Each part alone must make the surrogate predict ``y`` (the low part's CE has weight 1: this is
+  what strengthens low-frequency unlearnability; the high part's ``cbg_high`` = 0.5 keeps it
+  useful but second), and the symmetric KL between the two predictions makes the parts agree,
+  so the high-frequency part cannot carry a shortcut of its own that the low part lacks.
+
+The paper does not state the transform, band parameterisation, CBG formula or weights
+(``fuse-method.md``): every one of them is a parameter here, with the defaults above. Defaults
+and their reasons: DCT (no wrap-around, what JPEG and our low-pass attack use); ``cbg_cutoff``
+0.25 (the low-pass cutoff at which prior UEs are tested here); widths 0.1–0.5 (a masked band
+large enough to matter, never most of the spectrum); generator width 8 with 4 residual blocks
+(VTG's size). CPU defaults (``cost``): a small fastnet surrogate, 10 epochs on VTG's 50%
+subset with batch 128 (a 20% subset with batch 256 took too few generator steps at ``ci``
+scale: 57.2%, no protection); VTG's setting is ResNet-18, 30 epochs, batch 512.
+
+Checkpoints: with ``checkpoint=path`` the full training state (generator, surrogate, both
+optimisers, every random generator, the epoch) is written atomically after each epoch and
+resumed from when present, so an interrupted run finishes exactly as an uninterrupted one (on
+CPU); ``checkpoint`` is an attribute of the protection, not part of its config. Multi-process:
+``torchrun --nproc_per_node N -m fuselib fit fuse --out fuse.pt ...`` (:func:`fit_distributed`;
+``python -m fuselib fit fuse --help``); each process
+takes its share of every batch, DistributedDataParallel averages gradients (``gloo`` on CPU,
+``nccl`` on GPU), rank 0 writes checkpoints and the result.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+import os
+from dataclasses import asdict, dataclass, fields
 
 import torch
+import torch.distributed as dist
+import torch.nn.functional as F
 
-from ..fuse import FuseConfig, FuseTrainer
-from ..generator import Generator
+from .. import models, spectral
+from ..data import stratified_indices
+from ..utils import atomic_save, default_device, progress_bar
 from . import REGISTRY
 from .base import Protection
-from .em import default_device
+from .generators import Generator, class_mean, per_image
 
 
+@dataclass
+class FuseConfig:
+    eps: float = 8 / 255
+    seed: int = 0
+    epochs: int = 10
+    batch_size: int = 128
+    portion: float = 0.5            # share of the training set the generator trains on (VTG)
+    gen_lr: float = 1e-3
+    gen_width: int = 8
+    gen_res: int = 4
+    input: str = "noise"            # "noise" (a seeded input per class) or "images" (VTG)
+    surrogate: str = "fastnet"
+    surrogate_steps: int = 10
+    surrogate_lr: float = 0.1
+    basis: str = "dct"
+    rsm: bool = True
+    rsm_min_width: float = 0.1
+    rsm_max_width: float = 0.5
+    cbg: bool = True
+    cbg_cutoff: float = 0.25
+    cbg_weight: float = 1.0
+    cbg_high: float = 0.5
+    cbg_kl: float = 1.0
+
+    def check(self) -> "FuseConfig":
+        if self.input not in ("images", "noise"):
+            raise ValueError(f"input must be 'images' or 'noise', got {self.input!r}")
+        if not 0 < self.portion <= 1:
+            raise ValueError(f"portion must be in (0, 1], got {self.portion}")
+        if self.epochs < 1 or self.batch_size < 1 or self.surrogate_steps < 0:
+            raise ValueError("epochs and batch_size must be >= 1, surrogate_steps >= 0")
+        spectral.sample_bands(1, self.rsm_min_width, self.rsm_max_width)  # validates widths
+        spectral.filter_mask((4, 4), self.cbg_cutoff)                     # validates cutoff
+        return self
+
+
+def cross_band_consistency(a_logits, b_logits):
+    """Symmetric KL between the surrogate's predictions on ``x + δ_low`` and ``x + δ_high``:
+    zero exactly when the two bands lead to the same predictions."""
+    la, lb = F.log_softmax(a_logits, 1), F.log_softmax(b_logits, 1)
+    return 0.5 * (F.kl_div(la, lb, log_target=True, reduction="batchmean")
+                  + F.kl_div(lb, la, log_target=True, reduction="batchmean"))
+
+
+def _dist(device_type: str | None = None):
+    """(rank, world size); initialises the process group under torchrun: ``nccl`` when the
+    processes train on CUDA, ``gloo`` on the CPU (also on a machine that has a GPU)."""
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        if not dist.is_initialized():
+            if device_type is None:
+                device_type = "cuda" if torch.cuda.is_available() else "cpu"
+            dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class FuseTrainer:
+    """Trains the generator; :meth:`fit` returns the class-wise perturbations ``(C, ch, H, W)``."""
+
+    def __init__(self, config: FuseConfig, device=None, checkpoint=None, progress=None):
+        self.cfg = config.check()
+        self.device = torch.device(device) if device else default_device()
+        self.checkpoint = checkpoint
+        self.progress = progress
+        self.history: list = []   # per epoch: dict of mean losses
+
+    # ------------------------------------------------------------------ pieces
+    def _inputs(self, x, y):
+        return x if self.cfg.input == "images" else self.noise[y]
+
+    def _deltas(self, gen_model, x, y):
+        """Per-image class-wise perturbations for a batch (class mean of the generator)."""
+        return per_image(class_mean(gen_model(self._inputs(x, y)), y, self.n_classes), y)
+
+    def _logits(self, model, x, d):
+        return model((x + d).clamp(0, 1) - 0.5)
+
+    def generator_loss(self, model, x, y, d, gen):
+        """The FUSE objective on one batch; returns (loss, parts)."""
+        c = self.cfg
+        parts = {}
+        d_ue = d
+        if c.rsm:
+            lo, hi = spectral.sample_bands(len(y), c.rsm_min_width, c.rsm_max_width, gen, x.device)
+            d_ue = spectral.remove_band(d, lo, hi, c.basis)
+        loss = parts["ue"] = F.cross_entropy(self._logits(model, x, d_ue), y)
+        if c.cbg and c.cbg_weight > 0:
+            low = spectral.lowpass(d, c.cbg_cutoff, c.basis)
+            lo_logits, hi_logits = self._logits(model, x, low), self._logits(model, x, d - low)
+            parts["ce_low"] = F.cross_entropy(lo_logits, y)
+            parts["ce_high"] = F.cross_entropy(hi_logits, y)
+            parts["kl"] = cross_band_consistency(lo_logits, hi_logits)
+            loss = loss + c.cbg_weight * (parts["ce_low"] + c.cbg_high * parts["ce_high"]
+                                          + c.cbg_kl * parts["kl"])
+        return loss, {k: float(v.detach()) for k, v in parts.items()}
+
+    # ------------------------------------------------------------------ state
+    def _state(self, epoch, gen):
+        return {"format": "fuselib.fuse-checkpoint/1", "config": asdict(self.cfg),
+                "epoch": epoch, "generator": self.G.state_dict(),
+                "surrogate": self.f.state_dict(), "opt_g": self.opt_g.state_dict(),
+                "opt_f": self.opt_f.state_dict(), "gen_rng": gen.get_state(),
+                "torch_rng": torch.get_rng_state(), "history": self.history,
+                "noise": getattr(self, "noise", torch.empty(0)).cpu()}
+
+    def _save(self, epoch, gen):
+        atomic_save(self._state(epoch, gen), self.checkpoint)
+
+    def _resume(self, gen) -> int:
+        if not self.checkpoint or not os.path.isfile(self.checkpoint):
+            return 0
+        s = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        if not isinstance(s, dict) or s.get("format") != "fuselib.fuse-checkpoint/1":
+            raise ValueError(f"{self.checkpoint} is not a FUSE checkpoint")
+        if s["config"] != asdict(self.cfg):
+            raise ValueError(f"{self.checkpoint} was written with another config; remove it "
+                             f"or pass the same settings (differs in: "
+                             f"{sorted(k for k in s['config'] if s['config'][k] != asdict(self.cfg).get(k))})")
+        self.G.load_state_dict(s["generator"])
+        self.f.load_state_dict(s["surrogate"])
+        self.opt_g.load_state_dict(s["opt_g"])
+        self.opt_f.load_state_dict(s["opt_f"])
+        gen.set_state(s["gen_rng"])
+        torch.set_rng_state(s["torch_rng"])
+        self.history = list(s["history"])
+        return int(s["epoch"])
+
+    # ------------------------------------------------------------------ training
+    def fit(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        c, dev = self.cfg, self.device
+        rank, world = _dist(self.device.type)
+        torch.manual_seed(c.seed)
+        gen = torch.Generator().manual_seed(c.seed)
+        self.n_classes = int(labels.max()) + 1
+        sel = stratified_indices(labels, c.portion, gen)
+        x_all = images[sel].to(dev)
+        y_all = labels[sel].to(dev)
+        n, ch, size = len(y_all), images.shape[1], images.shape[-1]
+        self.noise = torch.rand((self.n_classes, ch, *images.shape[-2:]), generator=gen).to(dev)
+        self.G = Generator(c.eps, ch, c.gen_width, c.gen_res).to(dev)
+        kw = {"widths": (32, 64, 128)} if c.surrogate == "fastnet" else {}
+        self.f = models.get(c.surrogate, self.n_classes, image_size=size, in_channels=ch,
+                            **kw).to(dev)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c.gen_lr)
+        self.opt_f = torch.optim.SGD(self.f.parameters(), lr=c.surrogate_lr, momentum=0.9,
+                                     weight_decay=5e-4)
+        start = self._resume(gen)
+        G, f = self.G, self.f
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            G, f = DDP(self.G), DDP(self.f)
+        bs = min(c.batch_size, n)
+        local = max(1, bs // world)
+        bar = progress_bar(c.epochs, "FUSE", self.progress if rank == 0 else False)
+        bar.update(start)
+        for epoch in range(start, c.epochs):
+            # 1) the surrogate learns the current perturbed data (min over the model)
+            self.G.eval()
+            f.train()
+            perm = torch.randperm(n, generator=gen).to(dev)
+            for s in range(c.surrogate_steps):
+                idx = perm[(s * bs) % n:][:bs][rank * local:(rank + 1) * local]
+                xb, yb = x_all[idx].float() / 255, y_all[idx]
+                with torch.no_grad():
+                    d = self._deltas(self.G, xb, yb)
+                loss = F.cross_entropy(self._logits(f, xb, d), yb)
+                self.opt_f.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt_f.step()
+            # 2) the generator makes the perturbed data easy in every band (min over δ)
+            self.G.train()
+            self.f.train()  # batch statistics: a signal from the first epoch (running stats lag)
+            for p in self.f.parameters():
+                p.requires_grad_(False)
+            perm = torch.randperm(n, generator=gen).to(dev)
+            sums, steps = {}, 0
+            for i in range(0, n - bs + 1, bs):  # the ragged last batch is dropped
+                idx = perm[i:i + bs][rank * local:(rank + 1) * local]
+                xb, yb = x_all[idx].float() / 255, y_all[idx]
+                d = per_image(class_mean(G(self._inputs(xb, yb)), yb, self.n_classes), yb)
+                loss, parts = self.generator_loss(self.f, xb, yb, d, gen)
+                self.opt_g.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt_g.step()
+                for k, v in {"loss": float(loss.detach()), **parts}.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                steps += 1
+            for p in self.f.parameters():
+                p.requires_grad_(True)
+            self.history.append({k: v / max(steps, 1) for k, v in sums.items()})
+            if self.checkpoint and rank == 0:
+                self._save(epoch + 1, gen)
+            if world > 1:
+                dist.barrier()
+            bar.set_postfix(loss=f"{self.history[-1].get('loss', 0):.3f}")
+            bar.update(1)
+        bar.close()
+        return self.generate(images, labels)
+
+    @torch.no_grad()
+    def generate(self, images, labels, batch_size: int = 1000) -> torch.Tensor:
+        """Class-wise perturbations from the trained generator: the per-class mean of its
+        outputs over ``images`` (or the class noise inputs), clipped to ε."""
+        self.G.eval()
+        n_classes = int(labels.max()) + 1
+        ch, h, w = images.shape[1:]
+        total = torch.zeros(n_classes, ch, h, w, device=self.device)
+        counts = torch.zeros(n_classes, device=self.device)
+        if self.cfg.input == "noise":
+            return self.G(self.noise[:n_classes]).clamp(-self.cfg.eps, self.cfg.eps).cpu()
+        for i in range(0, len(labels), batch_size):
+            x = images[i:i + batch_size].to(self.device).float() / 255
+            y = labels[i:i + batch_size].to(self.device)
+            onehot = F.one_hot(y, n_classes).float().T  # matmul: deterministic, unlike index_add
+            total += (onehot @ self.G(x).flatten(1)).view_as(total)
+            counts += onehot.sum(1)
+        d = total / counts.clamp_min(1).view(-1, 1, 1, 1)
+        return d.clamp(-self.cfg.eps, self.cfg.eps).cpu()
+
+
+# --------------------------------------------------------------------------- the protection
 @REGISTRY.register("fuse", primary="epochs")
 class FUSE(Protection):
     state_keys = ("deltas", "generator", "noise")
@@ -115,3 +387,47 @@ class FUSE(Protection):
             raise ValueError(f"fuse was fitted on {tuple(self.deltas.shape[1:])} images, got "
                              f"{tuple(x.shape[1:])}; use perturbations_for(images, labels)")
         return x + self.deltas[labels]
+
+
+# --------------------------------------------------------------------------- several processes
+def torchrun_device(device=None) -> torch.device:
+    """The device of this process under ``torchrun``: ``device`` when given, else one GPU per
+    process by its local rank, else the CPU."""
+    if device:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def fit_distributed(images, labels, out, checkpoint=None, device=None, report_sync=False,
+                    **settings) -> "FUSE":
+    """Fit FUSE with every process that ``torchrun`` started (or just this one) and let rank 0
+    write the protection to ``out`` (:func:`fuselib.protections.load` reads it); ``settings``
+    are :class:`FuseConfig` fields. ``report_sync``: each rank prints a hash of its generator
+    (a DistributedDataParallel sanity check). The command line's ``fuselib fit fuse`` calls it."""
+    import hashlib
+    import sys
+
+    device = torchrun_device(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    rank, world = _dist(device.type)
+    p = FUSE(**settings)
+    p.device = device
+    p.checkpoint = checkpoint
+    p.fit(images, labels)
+    if report_sync:
+        blob = b"".join(v.cpu().numpy().tobytes() for v in p.generator.values())
+        # one write(2) of a short line: the ranks share the pipe, and print() writes the text and
+        # the newline separately, so two ranks' lines could interleave ("rank 0 ...rank 1 ...").
+        sys.stdout.flush()
+        line = f"rank {rank}/{world} generator {hashlib.sha256(blob).hexdigest()[:16]}\n"
+        os.write(sys.stdout.fileno(), line.encode())
+    if rank == 0:
+        p.save(out)
+        print(f"wrote {out}: {p.cost}; last epoch {p.history[-1] if p.history else {}}")
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return p

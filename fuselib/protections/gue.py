@@ -22,7 +22,7 @@ concatenated skips, 1×1 conv + BatchNorm, tanh, times ε) against a ResNet-18; 
 steps 10 (Adam, lr 1e-4); classifier SGD lr 0.01; generator SGD lr 0.1; batch 256; 50 epochs
 over CIFAR-10; ε 8/255.
 
-**Deviations.** InstanceNorm instead of BatchNorm in the generator (``fuselib.generator``'s
+**Deviations.** InstanceNorm instead of BatchNorm in the generator (``fuselib.protections.generators``'
 blocks): each image's δ depends on that image only, not on the batch it is generated in. Sides
 are padded (replicate) to a multiple of 8, at least 16, for the three poolings, then cropped.
 Inputs are centred (``x − 0.5``) as everywhere in fuselib. **CPU default** (``cost``): generator
@@ -40,46 +40,14 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import models
-from ..generator import _block
+from ..utils import default_device
 from . import REGISTRY
 from .base import Protection
-from .em import SMALL, default_device
-
-
-def _double(cin, cout):
-    return nn.Sequential(_block(cin, cout), _block(cout, cout))
-
-
-class UNet(nn.Module):
-    """GUE's generator: 4 levels of two conv-norm-ReLU blocks (widths w, 2w, 4w, 8w), average
-    pooling down, bilinear up with concatenated skips, 1×1 conv + norm, ``eps·tanh``."""
-
-    def __init__(self, eps: float = 8 / 255, channels: int = 3, width: int = 64):
-        super().__init__()
-        self.eps = float(eps)
-        w = [int(width) * m for m in (1, 2, 4, 8)]
-        self.down = nn.ModuleList([_double(channels, w[0])] +
-                                  [_double(a, b) for a, b in zip(w, w[1:])])
-        self.up = nn.ModuleList([_double(w[i + 1] + w[i], w[i]) for i in (2, 1, 0)])
-        self.out = nn.Sequential(nn.Conv2d(w[0], channels, 1),
-                                 nn.InstanceNorm2d(channels, affine=True))
-
-    def forward(self, x):
-        h, w = x.shape[-2:]
-        ph, pw = max(16, -(-h // 8) * 8) - h, max(16, -(-w // 8) * 8) - w
-        z = F.pad(x - 0.5, (0, pw, 0, ph), mode="replicate") if ph or pw else x - 0.5
-        skips = []
-        for i, block in enumerate(self.down):
-            z = block(z if i == 0 else F.avg_pool2d(z, 2))
-            skips.append(z)
-        for block, skip in zip(self.up, reversed(skips[:-1])):
-            z = F.interpolate(z, scale_factor=2, mode="bilinear", align_corners=True)
-            z = block(torch.cat([z, skip], 1))
-        return self.eps * torch.tanh(self.out(z))[..., :h, :w]
+from .generators import UNet
+from .surrogate import SMALL
 
 
 def wrong_class_loss(logits, y):

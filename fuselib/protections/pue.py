@@ -31,7 +31,7 @@ of one.
 
 Measured at ``ci`` scale (5,000 CIFAR-10 images, ``fast`` classifier, seed 0): 33.2% clean test
 accuracy after training on ``pue`` data, 31.5% on ``pue:robust=True`` (clean data 58.0%);
-certified learnability (:func:`fuselib.certify.certify_protection`, σ 0.01, q 0.7, 30 draws,
+certified learnability (:func:`fuselib.experiments.certify_protection`, σ 0.01, q 0.7, 30 draws,
 α 0.05) 33.7% and 32.1%, against 55.5% for clean data.
 """
 from __future__ import annotations

@@ -35,9 +35,10 @@ import torch
 import torch.nn.functional as F
 
 from ..train import augment
+from ..utils import default_device
 from . import REGISTRY
 from .base import Protection, as_float, linf_step, to_steps
-from .em import SurrogateMixin, default_device
+from .surrogate import SurrogateMixin
 
 
 @REGISTRY.register("rem", primary="rho")

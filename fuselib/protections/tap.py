@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from ..train import augment, train
+from ..utils import default_device
 from . import REGISTRY
 from .base import Protection, as_float, linf_step, to_steps
-from .em import default_device
 
 
 @REGISTRY.register("tap")

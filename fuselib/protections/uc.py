@@ -75,9 +75,11 @@ import torch.nn.functional as F
 
 from .. import models
 from ..train import augment, train
+from ..utils import default_device
 from . import REGISTRY
 from .base import Protection, as_float, to_steps
-from .em import SMALL, default_device
+from .generators import ResnetGenerator
+from .surrogate import SMALL
 
 SURROGATE_LABELS = ("labels", "kmeans")
 
@@ -129,45 +131,6 @@ def kmeans(x: torch.Tensor, k: int, seed: int = 0, iters: int = 100):
     return c.float(), _sq_dists(x, c).argmin(1)
 
 
-# --------------------------------------------------------------------------- the generator
-class _ResBlock(nn.Module):
-    def __init__(self, dim):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=False), nn.BatchNorm2d(dim),
-            nn.ReLU(True),
-            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=False), nn.BatchNorm2d(dim))
-
-    def forward(self, x):
-        return x + self.body(x)
-
-
-class ResnetGenerator(nn.Module):
-    """A pix2pix-style ResNet generator (the official UC generator's layout): 7×7 stem, two
-    stride-2 down-samplings, ``blocks`` residual blocks, two transposed-conv up-samplings,
-    7×7 output conv, tanh. BatchNorm and ReLU; ``width`` is the stem's channel count."""
-
-    def __init__(self, channels: int = 3, width: int = 64, blocks: int = 6):
-        super().__init__()
-        w = width
-        layers = [nn.ReflectionPad2d(3), nn.Conv2d(channels, w, 7, bias=False),
-                  nn.BatchNorm2d(w), nn.ReLU(True)]
-        for m in (1, 2):
-            layers += [nn.Conv2d(w * m, w * m * 2, 3, stride=2, padding=1, bias=False),
-                       nn.BatchNorm2d(w * m * 2), nn.ReLU(True)]
-        layers += [_ResBlock(w * 4) for _ in range(blocks)]
-        for m in (4, 2):
-            layers += [nn.ConvTranspose2d(w * m, w * m // 2, 3, stride=2, padding=1,
-                                          output_padding=1, bias=False),
-                       nn.BatchNorm2d(w * m // 2), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(w, channels, 7), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, z):
-        out = self.net(z)
-        if out.shape[-2:] != z.shape[-2:]:  # sizes not divisible by 4
-            out = F.interpolate(out, size=z.shape[-2:], mode="bilinear", align_corners=False)
-        return out
 
 
 # --------------------------------------------------------------------------- the method

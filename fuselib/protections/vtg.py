@@ -1,5 +1,5 @@
 """``vtg``: the VTG generator loop (Li et al., "Versatile Transferable Unlearnable Example
-Generator", NeurIPS 2025; repository zhli-cs/VTG) as a configuration of :mod:`fuselib.fuse`:
+Generator", NeurIPS 2025; repository zhli-cs/VTG) as a configuration of :mod:`fuselib.protections.fuse`:
 FUSE with Random Spectral Masking and Cross-Band Guidance switched off and ``input="images"``
 (the generator runs on every image, its outputs averaged per class). The same class and code
 path as ``fuse``: only the defaults differ, and every FUSE setting can still be passed.

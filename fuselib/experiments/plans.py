@@ -1,0 +1,317 @@
+"""Every table the notebooks, the README and RESULTS.md show, defined once, by name.
+
+A plan is protections × countermeasures × seeds (and, where a table needs them, architectures
+or partial-poisoning shares), per scale: what each scale can afford on its machine (``ci`` in
+the test suite, ``cpu`` on 2 cores, ``"*"`` for ``full`` and ``paper``). One plan may join
+several blocks (e.g. every cutoff for a few methods, the headline cutoff for the rest)::
+
+    plan = fuselib.experiments.plans.get("lowpass_sweep")
+    df = plan.run("cpu", cached_only=True)      # the tidy frame of grid(), nothing trained
+    print(plan.markdown("cpu"))                 # the table as RESULTS.md shows it
+    plan.command("cpu")                         # 'fuselib grid --plan lowpass_sweep --scale cpu'
+
+``fuselib grid --plan NAME [--scale S] [--cached-only] [--markdown]`` runs or prints one.
+Plans of ``kind="certify"`` are certificates (:func:`fuselib.experiments.certify_protection`),
+with their settings per scale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import countermeasures as _countermeasures
+
+CUTOFFS = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75)
+ZOO = ("none", "random", "ar", "lsp", "ops", "cuda", "em", "em:mode=sample", "tap", "rem",
+       "dh", "uc")
+
+
+def lowpass(*cutoffs) -> tuple:
+    return tuple(f"lowpass:{c}" for c in cutoffs)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One grid: every protection × countermeasure × arch × seed × poison ratio."""
+    protections: tuple
+    countermeasures: tuple = ("none",)
+    seeds: tuple = (0,)
+    archs: tuple = (None,)
+    poison_ratios: tuple = (1.0,)
+
+    def __len__(self) -> int:
+        return (len(self.protections) * len(self.countermeasures) * len(self.seeds)
+                * len(self.archs) * len(self.poison_ratios))
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    title: str
+    blocks: dict                    # scale (or "*") -> tuple of Blocks
+    notebook: str = ""              # where it is shown
+    rows: str = "countermeasure"    # how its table reads: rows × columns
+    cols: str = "protection"
+    labels: dict = field(default_factory=dict)   # axis -> {spec: display name}
+    cached_only: tuple = ()         # scales at which the notebooks only read what is measured
+    kind: str = "grid"              # "grid", "profile" (spectral profiles) or "certify"
+    settings: dict = field(default_factory=dict)  # kind="certify": scale (or "*") -> settings
+
+    # ------------------------------------------------------------------ what it holds
+    def blocks_for(self, scale: str) -> tuple:
+        from .scales import check_scale
+
+        check_scale(scale)
+        return tuple(self.blocks.get(scale, self.blocks.get("*", ())))
+
+    def protections(self, scale: str) -> list:
+        return list(dict.fromkeys(p for b in self.blocks_for(scale) for p in b.protections))
+
+    def countermeasures(self, scale: str) -> list:
+        return list(dict.fromkeys(c for b in self.blocks_for(scale) for c in b.countermeasures))
+
+    def size(self, scale: str) -> int:
+        """How many runs (or certificates) the plan holds at ``scale``."""
+        return sum(len(b) for b in self.blocks_for(scale))
+
+    def command(self, scale: str) -> str:
+        verb = "certify" if self.kind == "certify" else "grid"
+        return f"fuselib {verb} --plan {self.name} --scale {scale}"
+
+    def settings_for(self, scale: str) -> dict:
+        return dict(self.settings.get(scale, self.settings.get("*", {})))
+
+    # ------------------------------------------------------------------ running it
+    def run(self, scale: str, seeds=None, cached_only=None, **common):
+        """Every run of the plan at ``scale`` as one tidy frame (:func:`grid`'s columns, plus
+        ``poison_ratio``); ``seeds`` replaces the plan's seeds (a notebook's ``seed``);
+        ``cached_only`` defaults to the plan's setting for the scale. ``kind="certify"``:
+        one row per certificate."""
+        import pandas as pd
+
+        if cached_only is None:
+            cached_only = scale in self.cached_only
+        if self.kind == "certify":
+            return self._certify(scale, seeds, cached_only, **common)
+        if self.kind == "profile":
+            return self._profiles(scale, seeds, cached_only)
+        from .sweeps import COLUMNS, grid
+
+        parts = []
+        for b in self.blocks_for(scale):
+            for ratio in b.poison_ratios:
+                df = grid(list(b.protections), list(b.countermeasures), archs=list(b.archs),
+                          seeds=list(seeds or b.seeds), scale=scale, poison_ratio=ratio,
+                          cached_only=cached_only, **common)
+                df["poison_ratio"] = ratio
+                parts.append(df)
+        if not parts:
+            return pd.DataFrame(columns=COLUMNS + ["poison_ratio"])
+        df = pd.concat(parts, ignore_index=True)
+        # a cell in two blocks (e.g. clean data, unfiltered) counts once
+        return df.drop_duplicates(["protection", "countermeasure", "arch", "seed",
+                                   "poison_ratio"], ignore_index=True)
+
+    def _profiles(self, scale, seeds, cached_only):
+        import pandas as pd
+
+        from .runner import spectral_profile
+
+        rows = []
+        for b in self.blocks_for(scale):
+            for p in b.protections:
+                for s in seeds or b.seeds:
+                    f = spectral_profile(p, scale=scale, seed=s, cached_only=cached_only)
+                    if f is not None:
+                        rows.append({"protection": p, "seed": s, "low": f[0], "mid": f[1],
+                                     "high": f[2]})
+        return pd.DataFrame(rows, columns=["protection", "seed", "low", "mid", "high"])
+
+    def _certify(self, scale, seeds, cached_only, device=None, progress=None, **common):
+        import pandas as pd
+
+        from .certificates import certify_protection
+
+        rows = []
+        for b in self.blocks_for(scale):
+            for p in b.protections:
+                for cm in b.countermeasures:
+                    for s in seeds or b.seeds:
+                        c = certify_protection(p, scale=scale, seed=s, countermeasure=cm,
+                                               device=device, progress=progress,
+                                               cached_only=cached_only,
+                                               **self.settings_for(scale), **common)
+                        if c is not None:
+                            rows.append({"protection": p, "countermeasure": cm, "seed": s, **c})
+        return pd.DataFrame(rows)
+
+    # ------------------------------------------------------------------ as a table
+    def table(self, scale: str, df=None, markdown: bool = True, **common):
+        """The plan's cells at ``scale`` as strings (blank = not measured): from ``df`` (a
+        :meth:`run` frame) when given, else from what is measured (nothing is trained)."""
+        from .sweeps import table
+
+        if df is None:
+            df = self.run(scale, cached_only=True, **common)
+        if self.kind == "certify":
+            return certificate_table(df)
+        if self.kind == "profile":
+            return profile_table(df, self.protections(scale))
+        return table(df, self.rows, self.cols, markdown,
+                     row_order=self.order(self.rows, scale),
+                     col_order=self.order(self.cols, scale),
+                     labels=(self.labels.get(self.rows), self.labels.get(self.cols)))
+
+    def order(self, axis: str, scale: str):
+        if axis == "protection":
+            return self.protections(scale)
+        if axis == "countermeasure":
+            return self.countermeasures(scale)
+        return None
+
+    def markdown(self, scale: str, df=None, **common) -> str:
+        from .sweeps import markdown
+
+        return markdown(self.table(scale, df, **common))
+
+
+def profile_table(df, order):
+    """Spectral profiles as a table: the share of perturbation energy in the low, middle and
+    high thirds of the radial DCT frequency (percent strings)."""
+    out = df.set_index("protection").reindex([p for p in order if p in set(df.protection)])
+    out = out[["low", "mid", "high"]].map(lambda v: f"{v:.1%}")
+    out.columns = ["low (r < 1/3)", "mid", "high (r ≥ 2/3)"]
+    out.index.name = "protection"
+    return out
+
+
+def certificate_table(df):
+    """Certificates as a table: trained accuracy, unsmoothed and mean smoothed accuracy on the
+    certified images, and the certified bound (percent strings)."""
+    import pandas as pd
+
+    rows = {}
+    for r in df.itertuples():
+        rows[r.protection] = {
+            "trained, all test": f"{r.accuracy:.2%}",
+            f"unsmoothed, {r.n_eval}": f"{r.clean_accuracy:.2%}",
+            "mean smoothed": f"{r.mean:.2%}",
+            "certified bound": "abstain" if r.abstain else f"**{r.bound:.2%}**"}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "training data"
+    return out
+
+
+# --------------------------------------------------------------------------- the plans
+_PLANS = [
+    Plan("headline", "FUSE against clean data, AR, class-wise EM, PUE and GUE, unfiltered and "
+         "under two strong low-pass filters",
+         {"ci": (Block(("none", "fuse"), ("none", "lowpass:0.25")),),
+          "*": (Block(("none", "ar", "em", "pue", "gue", "fuse"),
+                      ("none",) + lowpass(0.25, 0.125)),)},
+         notebook="04_main_results", rows="protection", cols="countermeasure",
+         labels={"protection": {"none": "clean data", "em": "class-wise EM", "ar": "AR",
+                                "pue": "PUE", "gue": "GUE", "fuse": "FUSE"},
+                 "countermeasure": {"none": "no filter", "lowpass:0.25": "low-pass 0.25",
+                                    "lowpass:0.125": "low-pass 0.125"}}),
+    Plan("quickstart", "Clean data and FUSE, no filter",
+         {"*": (Block(("none", "fuse")),)}, notebook="00_quickstart", rows="protection",
+         cols="countermeasure"),
+    Plan("prior_lowpass", "Prior unlearnable examples without a filter and under low-pass "
+         "filtering",
+         {"ci": (Block(("none", "ar"), ("none", "lowpass:0.25")),),
+          "cpu": (Block(("none", "ar", "em"), ("none",) + lowpass(*CUTOFFS)),
+                  Block(("random",), ("none", "lowpass:0.25")),
+                  Block(("lsp", "ops", "cuda", "em:mode=sample,pgd_steps=5,max_rounds=10",
+                         "tap", "rem", "dh", "uc", f"uc:eps={16 / 255}"))),
+          "*": (Block(ZOO, ("none",) + lowpass(*CUTOFFS)),)},
+         notebook="01_high_frequency_failure", rows="protection",
+         cols="countermeasure"),
+    Plan("prior_profiles", "Where each prior method's perturbation puts its energy",
+         {"ci": (Block(("random", "ar", "lsp", "ops", "cuda")),),
+          "cpu": (Block(("random", "ar", "lsp", "ops", "cuda", "em",
+                         "em:mode=sample,pgd_steps=5,max_rounds=10", "tap", "rem", "dh",
+                         "uc")),),
+          "*": (Block(ZOO[1:]),)},
+         notebook="01_high_frequency_failure", rows="protection",
+         cols="countermeasure", kind="profile"),
+    Plan("main_filters", "Every protection with no filter, low-pass and high-pass",
+         {"ci": (Block(("none", "ar", "fuse"), ("none", "lowpass:0.25")),),
+          "cpu": (Block(("none", "random", "ar", "em", "fuse"), ("none", "lowpass:0.25")),),
+          "*": (Block(ZOO + ("fuse",), ("none", "lowpass:0.25", "highpass:0.25")),)},
+         notebook="04_main_results", rows="protection", cols="countermeasure"),
+    Plan("lowpass_sweep", "Accuracy across DCT low-pass cutoffs",
+         {"ci": (Block(("none", "fuse"), ("none", "lowpass:0.25")),),
+          "*": (Block(("none", "em", "fuse", "ar"), ("none",) + lowpass(*CUTOFFS)),)},
+         notebook="04_main_results",
+         labels={"protection": {"none": "clean", "em": "class-wise EM", "fuse": "FUSE",
+                                "ar": "AR"}}),
+    Plan("suite", "The countermeasure suite (Deep Hiding protocol settings)",
+         {"ci": (),
+          "cpu": (Block(("none", "ar", "em"), _countermeasures.SUITE),),
+          "*": (Block(("none", "ar", "em", "fuse"), _countermeasures.SUITE),)},
+         notebook="04_main_results", cached_only=("cpu",)),
+    Plan("ablations", "FUSE's ablation: Random Spectral Masking and Cross-Band Guidance on/off",
+         {"ci": (Block(("fuse", "fuse:rsm=False,cbg=False"), ("lowpass:0.25",)),),
+          "cpu": (Block(("fuse", "fuse:rsm=False", "fuse:cbg=False",
+                         "fuse:rsm=False,cbg=False"), ("none", "lowpass:0.25")),),
+          "*": (Block(("fuse", "fuse:rsm=False", "fuse:cbg=False", "fuse:rsm=False,cbg=False",
+                       "fuse:cbg_weight=0.5", "fuse:cbg_weight=2.0", "fuse:cbg_cutoff=0.125",
+                       "fuse:rsm_max_width=0.25", "fuse:rsm_max_width=0.75"),
+                      ("none", "lowpass:0.25", "highpass:0.25")),)},
+         notebook="03_ablations", rows="protection", cols="countermeasure",
+         labels={"protection": {"fuse": "FUSE (RSM + CBG)", "fuse:rsm=False": "no RSM",
+                                "fuse:cbg=False": "no CBG",
+                                "fuse:rsm=False,cbg=False": "neither (VTG-style)",
+                                "fuse:cbg_weight=0.5": "CBG weight 0.5",
+                                "fuse:cbg_weight=2.0": "CBG weight 2",
+                                "fuse:cbg_cutoff=0.125": "CBG cutoff 0.125",
+                                "fuse:rsm_max_width=0.25": "RSM bands ≤ 0.25 wide",
+                                "fuse:rsm_max_width=0.75": "RSM bands ≤ 0.75 wide"}}),
+    Plan("architectures", "FUSE across the attacker's architectures",
+         {"ci": (Block(("none", "fuse")),), "cpu": (Block(("none", "fuse")),),
+          "*": (Block(("none", "em", "ar", "fuse"),
+                      archs=(None, "resnet18", "resnet50", "vgg11", "densenet121", "vit")),)},
+         notebook="05_transfer", rows="arch"),
+    Plan("partial_poisoning", "Only a share of the training images protected",
+         {"ci": (Block(("fuse",)),), "cpu": (Block(("fuse",)),),
+          "*": (Block(("em", "ar", "fuse"), poison_ratios=(0.2, 0.5, 0.8, 0.9, 1.0)),)},
+         notebook="05_transfer", rows="poison_ratio"),
+    Plan("jpeg_lowpass", "JPEG, then low-pass",
+         {"ci": (Block(("none", "fuse")),), "cpu": (Block(("none", "fuse")),),
+          "*": (Block(("none", "em", "ar", "fuse"),
+                      ("none", "jpeg:10", "jpeg:50", "jpeg:10+lowpass:0.25",
+                       "jpeg:50+lowpass:0.25")),)},
+         notebook="05_transfer"),
+    Plan("interactive", "Low- and high-pass at every cutoff (the slider's measured points)",
+         {"*": (Block(("none", "fuse"), ("none",) + lowpass(*CUTOFFS)
+                      + tuple(f"highpass:{c}" for c in CUTOFFS)),)},
+         notebook="06_interactive_cutoff", cached_only=("ci", "cpu", "full", "paper")),
+    Plan("rivals_lowpass", "GUE and PUE, the direct rivals, against FUSE across low-pass "
+         "cutoffs",
+         {"ci": (Block(("none", "fuse")),),
+          "cpu": (Block(("none", "pue", "fuse"), ("none",) + lowpass(0.125, 0.25, 0.5)),
+                  Block(("gue",), ("none", "lowpass:0.25", "lowpass:0.125"))),
+          "*": (Block(("none", "gue", "pue", "pue:robust=True", "vtg", "fuse"),
+                      ("none",) + lowpass(*CUTOFFS)),)},
+         notebook="07_rivals", rows="countermeasure"),
+    Plan("certificates", "The certified learnability bound (PUE's parametric smoothing)",
+         {"ci": (Block(("fuse",)),), "*": (Block(("none", "pue", "em", "fuse")),)},
+         notebook="07_rivals", kind="certify",
+         settings={"ci": dict(sigma=0.01, n_samples=10, alpha=0.1, q=0.7, eta=0.0),
+                   "*": dict(sigma=0.01, n_samples=100, alpha=0.01, q=0.7, eta=0.0,
+                             n_eval=2000)}),
+    Plan("cuda_rsk", "CUDA under random sharpening + square-DCT low-pass (rsk)",
+         {"ci": (), "*": (Block(("none", "cuda"), ("none", "rsk")),)},
+         notebook="07_rivals", rows="protection", cols="countermeasure"),
+]
+PLANS = {p.name: p for p in _PLANS}
+
+
+def names() -> list:
+    return list(PLANS)
+
+
+def get(name: str) -> Plan:
+    if name not in PLANS:
+        raise KeyError(f"unknown plan {name!r}; known: {', '.join(PLANS)}")
+    return PLANS[name]

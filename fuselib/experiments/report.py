@@ -1,0 +1,203 @@
+"""RESULTS.md and the README's generated blocks, written from the shipped records and the plans.
+
+A Markdown file holds hand-written text and generated blocks::
+
+    <!-- generated: plan lowpass_sweep cpu -->
+    ...the plan's table, then a line with its command, seeds, hosts, dates and compute...
+    <!-- /generated -->
+
+:func:`fill` rewrites every block's body from ``results/measured`` alone (the local cache is
+not read, so every machine writes the same text) and keeps everything outside the blocks as it
+is. ``make results`` (``fuselib results``) writes the files; ``fuselib results --check`` and
+the test suite fail when one differs from what would be written. Blocks: ``plan NAME SCALE``,
+``plans SCALE`` (every plan and how much of it is measured), ``methods`` (the registry's
+methods table) and ``scales``.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from .store import REPO, shipped_dir
+
+FILES = ("README.md", "RESULTS.md")
+BLOCK = re.compile(r"(<!-- generated: (?P<what>[^>]*?) -->\n)(?P<body>.*?)(<!-- /generated -->)",
+                   re.S)
+
+
+@contextlib.contextmanager
+def shipped_only():
+    """Run lookups see the shipped records only: an empty cache, ``results/measured`` on."""
+    saved = {k: os.environ.get(k) for k in ("FUSELIB_RESULTS", "FUSELIB_MEASURED",
+                                            "FUSELIB_RECOMPUTE")}
+    with tempfile.TemporaryDirectory() as empty:
+        os.environ["FUSELIB_RESULTS"] = empty
+        os.environ["FUSELIB_MEASURED"] = str(shipped_dir())
+        os.environ.pop("FUSELIB_RECOMPUTE", None)
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+# --------------------------------------------------------------------------- blocks
+def _hosts(hosts) -> str:
+    counts: dict = {}
+    for h in hosts:
+        if isinstance(h, dict) and h.get("cpu"):
+            name = h["gpu"] or h["cpu"]
+            name += f", {h['threads']} threads, bf16 {'yes' if h.get('bf16_autocast') else 'no'}"
+        else:
+            name = "host not recorded"
+        counts[name] = counts.get(name, 0) + 1
+    return "; ".join(f"{k} ({v})" for k, v in counts.items())
+
+
+def _provenance(df, plan, scale: str) -> str:
+    from .scales import SCALES
+
+    total = plan.size(scale)
+    sc = SCALES[scale]
+    n = "all" if sc["n_train"] is None else f"{sc['n_train']:,}"
+    parts = [f"`{plan.command(scale)}`", f"scale `{scale}` ({n} training images)",
+             f"{len(df)} of {total} {'certificates' if plan.kind == 'certify' else 'runs'} "
+             "measured"]
+    if plan.kind == "profile":
+        return " · ".join(parts)
+    seeds = sorted(set(df.seed)) if len(df) else []
+    parts.append(f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
+    dates = sorted(str(c)[:10] for c in df.get("created", []) if isinstance(c, str))
+    if dates:
+        parts.append(dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}")
+    if "seconds" in df:
+        parts.append(f"{df.seconds.sum() / 3600:.1f} h of compute")
+    parts.append(f"hosts: {_hosts(df.get('host', [None] * len(df)))}")
+    return " · ".join(parts)
+
+
+def plan_block(name: str, scale: str) -> str:
+    from . import plans
+    from .sweeps import markdown
+
+    plan = plans.get(name)
+    df = plan.run(scale, cached_only=True)
+    if df.empty:
+        return f"(nothing measured yet: `{plan.command(scale)}`)\n"
+    # a countermeasure whose runs reuse another's (early stopping) costs nothing of its own
+    if plan.kind == "grid":
+        df = df.assign(seconds=[0.0 if c == "early_stop" else s
+                                for c, s in zip(df.countermeasure, df.seconds)])
+    table = markdown(plan.table(scale, df))
+    note = ("final accuracy, the peak over epochs in brackets where higher; blank: not measured"
+            if plan.kind == "grid" else "")
+    return table + "\n\n" + (f"{note}  \n" if note else "") + _provenance(df, plan, scale) + "\n"
+
+
+def methods_block() -> str:
+    """The registered protections: name, paper, file, budget, deviation from the official code."""
+    import inspect
+
+    from .. import protections
+
+    lines = ["| name | paper | file | budget | deviation from the official code |",
+             "| --- | --- | --- | --- | --- |"]
+    for name in protections.names():
+        if name == "none":
+            continue
+        cls = protections.REGISTRY.cls(name)
+        p = protections.get(name)
+        f = Path(inspect.getfile(cls)).resolve().relative_to(REPO)
+        norm = {"linf": "L∞", "l2": "L2"}.get(p.norm)
+        budget = (f"{norm} {p.eps * 255:.0f}/255" if p.norm == "linf"
+                  else f"{norm} {p.eps:g}" if norm else "not norm-bounded")
+        paper = getattr(cls, "paper", "") or ""
+        official = getattr(cls, "official", "") or ""
+        if official:
+            paper += f" ([code](https://github.com/{official}))"
+        lines.append(f"| `{name}` | {paper} | [`{f}`]({f}) | {budget} | "
+                     f"{getattr(cls, 'deviation', '') or ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def plans_block(scale: str = "cpu") -> str:
+    """Every named plan: what it shows, where, how much of it is measured at ``scale`` and the
+    compute that took (from the records' own ``seconds``)."""
+    from . import plans
+
+    lines = [f"| plan | what it shows | notebook | measured at `{scale}` | compute |",
+             "| --- | --- | --- | --- | --- |"]
+    for name in plans.names():
+        plan = plans.get(name)
+        df = plan.run(scale, cached_only=True)
+        total = plan.size(scale)
+        secs = 0.0
+        if len(df) and "seconds" in df:
+            secs = sum(0.0 if c == "early_stop" else x for c, x in zip(
+                df.get("countermeasure", [""] * len(df)), df.seconds))
+        compute = f"{secs / 3600:.1f} h" if secs else ""
+        nb = f"[`{plan.notebook}`](notebooks/{plan.notebook}.py)" if plan.notebook else ""
+        lines.append(f"| `{name}` | {plan.title} | {nb} | {len(df)} of {total} | {compute} |")
+    return "\n".join(lines) + "\n"
+
+
+def scales_block() -> str:
+    from .scales import SCALES
+
+    lines = ["| scale | training / test images | fast trainer | standard trainer |",
+             "| --- | --- | --- | --- |"]
+    for name, sc in SCALES.items():
+        fast = sc.get("fast", {})
+        widths = fast.get("model_kwargs", {}).get("widths")
+        fast_text = f"{fast.get('epochs')} epochs" + (
+            f", fastnet {'-'.join(map(str, widths))}" if widths else ", fastnet default widths")
+        n = lambda v: "all" if v is None else f"{v:,}"  # noqa: E731
+        lines.append(f"| `{name}` | {n(sc['n_train'])} / {n(sc['n_test'])} | {fast_text} | "
+                     f"{sc.get('standard', {}).get('epochs')} epochs |")
+    return "\n".join(lines) + "\n"
+
+
+def render(what: str) -> str:
+    words = what.split()
+    if words[0] == "plan" and len(words) == 3:
+        return plan_block(words[1], words[2])
+    if words == ["methods"]:
+        return methods_block()
+    if words == ["scales"]:
+        return scales_block()
+    if words[0] == "plans" and len(words) == 2:
+        return plans_block(words[1])
+    raise ValueError(f"unknown generated block {what!r}")
+
+
+def fill(text: str) -> str:
+    """``text`` with every generated block's body written anew."""
+    with shipped_only():
+        return BLOCK.sub(lambda m: m.group(1) + render(m.group("what").strip()) + m.group(4),
+                         text)
+
+
+def write(check: bool = False, root: Path | None = None) -> list:
+    """Fill the generated blocks of README.md and RESULTS.md; returns the files that changed
+    (``check=True``: that would change, writing nothing)."""
+    from ..utils import write_text
+
+    root = Path(root) if root is not None else REPO
+    changed = []
+    for name in FILES:
+        path = root / name
+        if not path.is_file():
+            continue
+        old = path.read_text()
+        new = fill(old)
+        if new != old:
+            changed.append(path)
+            if not check:
+                write_text(path, new)
+    return changed

@@ -1,0 +1,122 @@
+"""Scales and configs: how a run's names and numbers become one complete, hashable config.
+
+Everything that enters a record's hash is built here, once: the protection and countermeasure
+with all their parameters, the training recipe (training-time defence fields only when switched
+on), the scale's subset sizes, the seed, the exact data variant and the fuselib version. The
+fit of a protection is keyed by the part of that config it depends on (:func:`fit_config`).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from .. import countermeasures, data, protections
+from ..version import __version__
+from ..train import Recipe, get_recipe
+
+# scale -> training-set size, test-set size and per-trainer recipe overrides.
+# smoke: a few seconds a run on 2 CPU cores, to check that a whole grid runs end to end (every
+# countermeasure, a new protection) before paying for it; its accuracies say little;
+# ci: 1-2 minutes a run on 2 cores, the tests and notebooks; cpu: 4-9 minutes a classifier on
+# 2 cores (10,000 training images); full: all 50,000 training images on a CPU;
+# paper: all images, the paper's epochs, meant for a GPU.
+SCALES = {
+    "smoke": dict(n_train=1000, n_test=500,
+                  fast=dict(epochs=8, batch_size=128, model_kwargs={"widths": (16, 32, 64)}),
+                  standard=dict(epochs=1)),
+    "ci": dict(n_train=5000, n_test=2000,
+               fast=dict(epochs=8, model_kwargs={"widths": (32, 64, 128)}),
+               standard=dict(epochs=2)),
+    "cpu": dict(n_train=10000, n_test=10000,
+                fast=dict(epochs=10, model_kwargs={"widths": (48, 96, 192)}),
+                standard=dict(epochs=10)),
+    "full": dict(n_train=50000, n_test=10000,
+                 fast=dict(epochs=10, model_kwargs={"widths": (48, 96, 192)}),
+                 standard=dict(epochs=10)),
+    "paper": dict(n_train=None, n_test=None,
+                  fast=dict(epochs=15),
+                  standard=dict(epochs=60)),
+}
+
+# the fields of a run's config that its protection's fit depends on (the fit cache's key)
+FIT_FIELDS = ("fuselib", "data", "protection", "n_train", "seed")
+
+
+def check_scale(scale: str) -> str:
+    if scale not in SCALES:
+        raise KeyError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
+    return scale
+
+
+def recipe_overrides(scale: str, trainer: str, arch: str | None, epochs: int | None,
+                     extra: dict) -> dict:
+    """The recipe fields a scale (and an explicit arch or epoch count) sets for ``trainer``."""
+    over = dict(SCALES[check_scale(scale)].get(trainer, {}))
+    base = get_recipe(trainer)
+    if arch is not None and arch != base.arch:
+        over["arch"] = arch
+        over.pop("model_kwargs", None)  # scale presets size the default net only
+    if epochs is not None:
+        over["epochs"] = int(epochs)
+    over.update(extra)
+    return over
+
+
+def recipe_config(r: Recipe) -> dict:
+    """The recipe as it enters a config: training-time defence fields appear only when switched
+    on, so adding a defence to the trainer does not change the key of every undefended run."""
+    rec = asdict(r)
+    off = {"cutout": 0, "mix": "none", "adv": "none", "ueraser": 0}
+    if rec["mix"] == "none":
+        rec.pop("mix_alpha")
+    if rec["adv"] == "none":
+        for k in ("adv_eps", "adv_steps", "adv_step"):
+            rec.pop(k)
+    for k, v in off.items():
+        if rec[k] == v:
+            rec.pop(k)
+    return rec
+
+
+def describe(obj) -> dict:
+    """A protection or countermeasure as it enters a config: its name and every parameter."""
+    return {"name": obj.name, **obj.config()}
+
+
+def rebuild(registry, described: dict):
+    """The object a :func:`describe` dict came from."""
+    return registry.get(described["name"], **{k: v for k, v in described.items() if k != "name"})
+
+
+def build_config(protection="none", countermeasure="none", *, arch=None, trainer="fast",
+                 scale="ci", seed=0, dataset="cifar10", epochs=None, n_train=None,
+                 n_test=None, data_root=None, recipe=None, poison_ratio=1.0):
+    """Resolve names to objects and the full, hashable config of one run:
+    ``(config, protection, countermeasure)``."""
+    if not 0 <= float(poison_ratio) <= 1:
+        raise ValueError(f"poison_ratio must be in [0, 1], got {poison_ratio}")
+    prot = protections.get(protection) if isinstance(protection, str) else protection
+    cm = countermeasures.get(countermeasure) if isinstance(countermeasure, str) else countermeasure
+    # a training-time defence switches trainer options on; they enter the config (and hash)
+    extra = {**cm.recipe, **(recipe or {})}
+    r = get_recipe(trainer, **recipe_overrides(scale, trainer, arch, epochs, extra))
+    dinfo = data.info(dataset, data_root)
+    config = {
+        "fuselib": __version__,
+        "data": dinfo.key,
+        "protection": describe(prot),
+        "countermeasure": describe(cm),
+        "trainer": trainer,
+        "recipe": recipe_config(r),
+        "scale": scale,
+        "n_train": n_train if n_train is not None else SCALES[scale]["n_train"],
+        "n_test": n_test if n_test is not None else SCALES[scale]["n_test"],
+        "seed": int(seed),
+    }
+    if float(poison_ratio) < 1:  # only when set, so the keys of full-poisoning runs stay put
+        config["poison_ratio"] = float(poison_ratio)
+    return config, prot, cm
+
+
+def fit_config(config: dict) -> dict:
+    """The part of a run's config that its protection's fit depends on."""
+    return {k: config[k] for k in FIT_FIELDS}

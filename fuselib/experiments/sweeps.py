@@ -1,0 +1,120 @@
+"""Sweeps and tables: many runs as one tidy DataFrame, and that frame as a table of cells.
+
+:func:`grid` runs (or, with ``cached_only=True``, reads) every combination of protections ×
+countermeasures × architectures × seeds; :func:`table` pivots it into the tables the README,
+RESULTS.md and ``fuselib grid`` print (final accuracy, the peak in brackets where higher;
+mean ± std over seeds when there are several).
+"""
+from __future__ import annotations
+
+from .. import countermeasures as _countermeasures
+from .runner import run
+
+COLUMNS = ["protection", "countermeasure", "arch", "trainer", "scale", "seed", "accuracy",
+           "peak_accuracy", "peak_epoch", "seconds", "cached", "measured", "curve", "key",
+           "created", "host"]
+
+
+def grid(protections=("none",), countermeasures=("none",), archs=(None,), seeds=(0,),
+         **common):
+    """Every combination of the lists, as one tidy DataFrame (one row per run).
+
+    ``countermeasures="all"`` is the whole suite, :data:`fuselib.countermeasures.SUITE`;
+    ``cached_only=True`` returns only the runs already in the cache (nothing is trained)."""
+    import pandas as pd
+
+    if isinstance(countermeasures, str):
+        countermeasures = _countermeasures.SUITE if countermeasures == "all" else (countermeasures,)
+    if isinstance(protections, str):
+        protections = (protections,)
+    rows = []
+    for p in protections:
+        for c in countermeasures:
+            for a in archs:
+                for s in seeds:
+                    r = run(protection=p, countermeasure=c, arch=a, seed=s, **common)
+                    if r is None:  # cached_only and not measured yet
+                        continue
+                    rows.append({
+                        "protection": p if isinstance(p, str) else p.name,
+                        "countermeasure": c if isinstance(c, str) else c.name,
+                        "arch": r["recipe"]["arch"], "trainer": r["config"]["trainer"],
+                        "scale": r["config"]["scale"], "seed": s,
+                        "accuracy": r["accuracy"], "peak_accuracy": r["peak_accuracy"],
+                        "peak_epoch": r["peak_epoch"], "seconds": r["seconds"],
+                        "cached": r["cached"], "measured": r.get("measured", False),
+                        "curve": r["curve"], "key": r["key"],
+                        "created": r.get("created"), "host": r.get("host"),
+                    })
+    return pd.DataFrame(rows, columns=None if rows else COLUMNS)
+
+
+def cutoff_of(countermeasure: str) -> float:
+    """The cutoff of a ``"lowpass:0.25"``-style countermeasure name; 1.0 for ``"none"``."""
+    return 1.0 if countermeasure == "none" else float(countermeasure.split(":")[1])
+
+
+def cutoff_sweep(protections, cutoffs, filter: str = "lowpass", **common):
+    """:func:`grid` over no filter and ``filter:c`` for every cutoff ``c``, with a ``cutoff``
+    column (1.0 = no filter)."""
+    sweep = grid(protections, ["none"] + [f"{filter}:{c}" for c in cutoffs], **common)
+    sweep["cutoff"] = [cutoff_of(c) for c in sweep.countermeasure]
+    return sweep
+
+
+def by_cutoff(sweep, protections, value: str = "accuracy"):
+    """A cutoff × protection table of ``value`` in percent, from :func:`cutoff_sweep`."""
+    return sweep.pivot(index="cutoff", columns="protection", values=value)[list(protections)] * 100
+
+
+# --------------------------------------------------------------------------- tables of cells
+def cell(final: float, peak: float, markdown: bool = True) -> str:
+    """One run as text: final accuracy, the peak in brackets (where higher, in Markdown)."""
+    if markdown:
+        return f"{final:.2%}" + (f" ({peak:.2%})" if peak > final else "")
+    return f"{final:6.2%} ({peak:6.2%})"
+
+
+def seeds_cell(finals, peaks) -> str:
+    """Several seeds of one run as ``mean ± std`` of the final accuracy (peak likewise, in
+    brackets where its mean is higher), in points; one seed as :func:`cell`."""
+    import statistics
+
+    finals, peaks = list(finals), list(peaks)
+    if len(finals) == 1:
+        return cell(finals[0], peaks[0])
+    f, p = statistics.mean(finals), statistics.mean(peaks)
+    text = f"{f:.2%} ± {statistics.stdev(finals) * 100:.2f}"
+    if p > f:
+        text += f" ({p:.2%} ± {statistics.stdev(peaks) * 100:.2f})"
+    return text
+
+
+def table(df, rows: str = "countermeasure", cols: str = "protection", markdown: bool = True,
+          row_order=None, col_order=None, labels=None):
+    """The cells of a :func:`grid` frame pivoted to ``rows`` × ``cols`` (strings; blank = not
+    measured), in the order the lists were given. ``labels``: ``(row names, column names)``,
+    dicts that rename them."""
+    import pandas as pd
+
+    cells = {}
+    for (r, c), g in df.groupby([rows, cols], sort=False):
+        g = g.sort_values("seed")
+        cells[(r, c)] = (seeds_cell(g.accuracy, g.peak_accuracy) if markdown or len(g) > 1
+                         else cell(g.accuracy.iloc[0], g.peak_accuracy.iloc[0], markdown))
+    row_order = list(row_order or dict.fromkeys(df[rows]))
+    col_order = list(col_order or dict.fromkeys(df[cols]))
+    out = pd.DataFrame([[cells.get((r, c), "") for c in col_order] for r in row_order],
+                       index=row_order, columns=col_order)
+    out.index.name, out.columns.name = rows, cols
+    if labels:
+        out = out.rename(index=labels[0] or {}, columns=labels[1] or {})
+    return out
+
+
+def markdown(tab) -> str:
+    """A :func:`table` as a Markdown table (its index name heads the first column)."""
+    lines = [f"| {tab.index.name} | " + " | ".join(map(str, tab.columns)) + " |",
+             "| --- " * (len(tab.columns) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in tab.iterrows()]
+    return "\n".join(lines)

@@ -1,0 +1,95 @@
+"""The ground floor's helpers: writing files atomically, choosing the device, progress bars.
+
+Every file fuselib writes goes through :func:`atomic_write`: to a temporary name beside the
+target, then renamed over it, so a reader (or a rerun after Ctrl-C) never meets a half-written
+file, and a failed write leaves no temporary behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+
+# --------------------------------------------------------------------------- atomic writes
+@contextlib.contextmanager
+def atomic_write(path, suffix: str = ""):
+    """``with atomic_write(path) as tmp: <write tmp>`` — renamed to ``path`` when the block
+    ends without an error, removed when it raises. ``suffix`` keeps an extension on the
+    temporary name for writers that choose their format by it (matplotlib, Pillow)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_save(obj, path) -> Path:
+    """``torch.save`` to a temporary name beside ``path``, then rename: never half-written."""
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+def write_json(path, obj) -> Path:
+    """``obj`` as indented JSON at ``path``, atomically."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1, default=str))
+    return Path(path)
+
+
+def write_text(path, text: str) -> Path:
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def copy_file(src, dest) -> Path:
+    """Copy ``src`` to the file ``dest``, atomically."""
+    with atomic_write(dest) as tmp:
+        shutil.copyfile(src, tmp)
+    return Path(dest)
+
+
+# --------------------------------------------------------------------------- device
+def default_device() -> torch.device:
+    """CUDA when there is a GPU, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# --------------------------------------------------------------------------- progress
+def show_progress(flag=None) -> bool:
+    """Progress bars: on in a terminal or a live Jupyter kernel, off in batch logs and CI
+    (``FUSELIB_PROGRESS=0`` turns them off everywhere, ``=1`` on)."""
+    env = os.environ.get("FUSELIB_PROGRESS")
+    if flag is not None:
+        return bool(flag)
+    if env is not None:
+        return env not in ("0", "false", "no", "")
+    if os.environ.get("CI"):
+        return False
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+def progress_bar(total: int, desc: str, enabled=None):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not show_progress(enabled), leave=False)
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process so far, in MB (None where unknown)."""
+    try:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    except (ImportError, OSError):  # not on Windows
+        return None

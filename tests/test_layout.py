@@ -1,0 +1,81 @@
+"""The house plan: plans resolve, generated files are current, no private names cross files,
+the command line answers ``python -m fuselib``."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fuselib import experiments as E
+from fuselib.experiments import plans, report
+
+PKG = Path(__file__).resolve().parent.parent / "fuselib"
+
+
+def test_no_private_names_cross_files():
+    bad = []
+    for f in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or "fuselib" in (node.module or "")):
+                bad += [f"{f.relative_to(PKG)}: {a.name}" for a in node.names
+                        if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("scale", ["ci", "cpu", "paper"])
+def test_every_plan_resolves(scale):
+    """Every cell of every plan names registered methods with valid parameters."""
+    for name in plans.names():
+        plan = plans.get(name)
+        for b in plan.blocks_for(scale):
+            for p in b.protections:
+                for c in b.countermeasures:
+                    for a in b.archs:
+                        E.build_config(p, c, arch=a, scale=scale)
+        assert plan.command(scale).startswith("fuselib ")
+
+
+def test_plan_tables_read_only_what_is_measured(monkeypatch):
+    """At cpu scale the shipped records complete these plans: printing them trains nothing."""
+    with report.shipped_only():
+        before = dict(E.STATS)
+        for name in ("headline", "lowpass_sweep", "suite", "ablations"):
+            plan = plans.get(name)
+            df = plan.run("cpu", cached_only=True)
+            assert len(df) == plan.size("cpu"), name
+            assert df.measured.all()
+        assert E.STATS["trained"] == before["trained"] and E.STATS["fitted"] == before["fitted"]
+
+
+def test_generated_files_are_current():
+    """RESULTS.md and the README's generated blocks are what `make results` writes."""
+    assert report.write(check=True) == [], "run `make results` and commit the result"
+
+
+def test_fill_keeps_hand_written_text():
+    text = "before\n<!-- generated: scales -->\nstale\n<!-- /generated -->\nafter\n"
+    out = report.fill(text)
+    assert out.startswith("before\n<!-- generated: scales -->\n| scale |")
+    assert out.endswith("<!-- /generated -->\nafter\n") and "stale" not in out
+    with pytest.raises(ValueError, match="unknown generated block"):
+        report.fill("<!-- generated: nonsense -->\n<!-- /generated -->")
+
+
+def test_python_dash_m_fuselib():
+    out = subprocess.run([sys.executable, "-m", "fuselib", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and "fit" in out.stdout and "results" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "fuselib", "--version"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("fuselib ")
+
+
+def test_grid_plan_list_and_bad_use(capsys):
+    from fuselib import cli
+
+    assert cli.main(["grid", "--plan", "lowpass_sweep", "--scale", "cpu", "--list"]) == 0
+    assert "lowpass:0.125" in capsys.readouterr().out
+    assert cli.main(["grid", "ar", "--plan", "lowpass_sweep"]) == 2
+    assert "--plan names the runs" in capsys.readouterr().err
+    assert cli.main(["grid", "--plan", "certificates"]) == 2
