@@ -115,8 +115,9 @@ def methods_block() -> str:
         p = protections.get(name)
         f = Path(inspect.getfile(cls)).resolve().relative_to(REPO)
         norm = {"linf": "L∞", "l2": "L2"}.get(p.norm)
-        budget = (f"{norm} {p.eps * 255:.0f}/255" if p.norm == "linf"
-                  else f"{norm} {p.eps:g}" if norm else "not norm-bounded")
+        budget = getattr(cls, "budget_text", None) or (
+            f"{norm} {p.eps * 255:.0f}/255" if p.norm == "linf"
+            else f"{norm} {p.eps:.3g}" if norm else "not norm-bounded")
         paper = getattr(cls, "paper", "") or ""
         official = getattr(cls, "official", "") or ""
         if official:

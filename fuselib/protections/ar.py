@@ -63,6 +63,9 @@ class AutoregressivePerturbation(Protection):
     norm = "l2"
     eps_max = 64.0
     state_keys = ("coefficients",)
+    paper = "Sandoval-Segura et al., NeurIPS 2022"
+    official = "psandovalsegura/autoregressive-poisoning"
+    deviation = "AR coefficients drawn from the seed (bounded-norm test), not the ten searched sets"
 
     def __init__(self, eps: float = 1.0, seed: int = 0):
         super().__init__(eps, seed)

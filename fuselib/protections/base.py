@@ -90,6 +90,10 @@ class Protection(Configurable):
     """Base class: a named, configurable, savable perturbation of a training set."""
 
     norm = "linf"         # which budget apply() enforces: "linf", "l2" or None (see to_uint8)
+    # for the README's methods table: citation, official repo ("owner/name"), deviation from it
+    paper = ""
+    official = ""
+    deviation = ""
     eps_max = 1.0         # largest eps accepted (an L2 radius may exceed 1)
     needs_fit = True      # apply() refuses to run before fit() when True
     state_keys: tuple = ()  # attributes holding the fitted state (tensors), saved by save()

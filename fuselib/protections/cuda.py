@@ -22,6 +22,9 @@ from .base import Protection
 class ConvolutionUnlearnable(Protection):
     norm = None
     state_keys = ("filters",)
+    paper = "Sadasivan et al., CVPR 2023"
+    official = "vinusankars/Convolution-based-Unlearnability"
+    deviation = "filters from torch's generator, not NumPy's; rounds where the code truncates"
 
     def __init__(self, blur: float = 0.3, seed: int = 0, kernel_size: int = 3):
         super().__init__(eps=1.0, seed=seed)

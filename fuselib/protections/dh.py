@@ -254,6 +254,9 @@ def jitter(secrets: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 @REGISTRY.register("dh", primary="mode")
 class DeepHiding(Protection):
     state_keys = ("inn", "secrets")
+    paper = "Meng et al., arXiv:2406.17349, 2024 (Semantic Deep Hiding)"
+    official = ""
+    deviation = "procedural secrets, not diffusion-made; random-conv LFC features; 3-block INN"
 
     def __init__(self, eps: float = 8 / 255, seed: int = 0, mode: str = "class",
                  steps: int = 300, batch_size: int = 64, lr: float = 1e-3, blocks: int = 3,

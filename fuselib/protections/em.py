@@ -34,6 +34,9 @@ from .surrogate import SurrogateMixin
 @REGISTRY.register("em", primary="mode")
 class ErrorMinimizing(SurrogateMixin, Protection):
     state_keys = ("deltas",)
+    paper = "Huang et al., ICLR 2021 (Unlearnable Examples)"
+    official = "HanxunH/Unlearnable-Examples"
+    deviation = "CPU default: small fastnet surrogate, at most 40 rounds (official: ResNet-18)"
 
     def __init__(self, eps: float = 8 / 255, seed: int = 0, mode: str = "class",
                  surrogate: str = "fastnet", train_steps: int = 10, pgd_steps: int | None = None,

@@ -295,6 +295,9 @@ class FuseTrainer:
 @REGISTRY.register("fuse", primary="epochs")
 class FUSE(Protection):
     state_keys = ("deltas", "generator", "noise")
+    paper = "Cai et al., ICML 2026 (FUSE)"
+    official = ""
+    deviation = "transform, bands, CBG formula, weights unstated in the paper (ours); fastnet"
 
     def __init__(self, eps: float = 8 / 255, seed: int = 0, **settings):
         super().__init__(eps, seed)

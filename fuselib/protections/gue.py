@@ -59,6 +59,9 @@ def wrong_class_loss(logits, y):
 @REGISTRY.register("gue", primary="steps")
 class GUE(Protection):
     state_keys = ("generator",)
+    paper = "Liu et al., AAAI 2024 (Game-Theoretic Unlearnable Example Generator)"
+    official = "hong-xian/gue"
+    deviation = "InstanceNorm generator, width 8, fastnet classifier, 100 game steps (CPU default)"
 
     def __init__(self, eps: float = 8 / 255, seed: int = 0, steps: int = 100,
                  batch_size: int = 64, inner_steps: int = 2, eta: float = 1.5,

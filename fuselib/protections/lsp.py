@@ -26,6 +26,9 @@ class LinearSeparablePerturbation(Protection):
     norm = "l2"
     eps_max = 64.0
     state_keys = ("centres", "transforms")
+    paper = "Yu et al., KDD 2022"
+    official = "dayu11/Availability-Attacks-Create-Shortcuts"
+    deviation = "own hypercube cluster draw (not bit-identical); rounds where the code truncates"
 
     def __init__(self, eps: float = 6 / 255 * math.sqrt(3072), seed: int = 0, patch: int = 8,
                  class_sep: float = 10.0):

@@ -7,6 +7,9 @@ from .base import Protection
 class NoProtection(Protection):
     """Returns the images unchanged."""
 
+    paper = ""
+    official = ""
+    deviation = ""
     norm = None
     needs_fit = False
 

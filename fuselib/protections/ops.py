@@ -38,7 +38,11 @@ def search_pixel(images: torch.Tensor, taken=()) -> tuple:
 @REGISTRY.register("ops")
 class OnePixelShortcut(Protection):
     norm = None
+    budget_text = "L0: one pixel per image"  # for the methods table (apply only clips)
     state_keys = ("pixels",)
+    paper = "Wu et al., ICLR 2023"
+    official = "cychomatica/One-Pixel-Shotcut"
+    deviation = "none known"
 
     def __init__(self, seed: int = 0):
         super().__init__(eps=1.0, seed=seed)

@@ -47,6 +47,10 @@ from .em import ErrorMinimizing
 
 @REGISTRY.register("pue", primary="robust")
 class ProvablyUnlearnable(ErrorMinimizing):
+    paper = "Wang et al., NDSS 2025 (Provably Unlearnable Data Examples)"
+    official = "Provably-Unlearnable-Examples/PUE"
+    deviation = "CPU default: fastnet surrogate; robust noise at σ 0.01 from the first round"
+
     def __init__(self, eps: float = 8 / 255, seed: int = 0, robust: bool = False,
                  surrogate: str = "fastnet", train_steps: int = 10, pgd_steps: int = 1,
                  step_size: float = 0.8 / 255, stop_error: float = 0.5, max_rounds: int = 40,

@@ -18,6 +18,9 @@ class RandomNoise(Protection):
     """
 
     state_keys = ("deltas",)
+    paper = ""
+    official = ""
+    deviation = "none known"
 
     def __init__(self, eps: float = 8 / 255, seed: int = 0, mode: str = "class"):
         super().__init__(eps, seed)

@@ -44,6 +44,9 @@ from .surrogate import SurrogateMixin
 @REGISTRY.register("rem", primary="rho")
 class RobustErrorMinimizing(SurrogateMixin, Protection):
     state_keys = ("deltas",)
+    paper = "Fu et al., ICLR 2022 (Robust Unlearnable Examples)"
+    official = "fshp971/robust-unlearnable-examples"
+    deviation = "CPU default: fastnet surrogate, 300 model steps, 5 PGD steps, one transform a step"
 
     def __init__(self, eps: float = 8 / 255, seed: int = 0, rho: float = 4 / 255,
                  surrogate: str = "fastnet", train_steps: int = 300, perturb_freq: int = 10,

@@ -27,6 +27,9 @@ from .base import Protection, as_float, linf_step, to_steps
 @REGISTRY.register("tap")
 class TargetedAdversarialPoisoning(Protection):
     state_keys = ("deltas",)
+    paper = "Fowl et al., NeurIPS 2021"
+    official = "lhfowl/adversarial_poisons"
+    deviation = "CPU default: fastnet surrogate, 40 PGD steps (official: ResNet-18, 250 steps)"
 
     def __init__(self, eps: float = 8 / 255, seed: int = 0, steps: int = 40,
                  step_size: float | None = None, surrogate: str = "fastnet",

@@ -137,6 +137,9 @@ def kmeans(x: torch.Tensor, k: int, seed: int = 0, iters: int = 100):
 @REGISTRY.register("uc", primary="clusters")
 class UnlearnableClusters(Protection):
     state_keys = ("deltas", "centroids", "extractor", "surrogate_classes")
+    paper = "Zhang et al., CVPR 2023 (Unlearnable Clusters)"
+    official = "jiamingzhang94/Unlearnable-Clusters"
+    deviation = "locally trained fastnet surrogate, not pretrained CLIP; ε 8/255 (official 16/255)"
 
     def __init__(self, eps: float = 8 / 255, seed: int = 0, clusters: int = 10,
                  surrogate: str = "fastnet", surrogate_epochs: int = 5,

@@ -15,6 +15,9 @@ from .fuse import FUSE
 
 @REGISTRY.register("vtg", primary="epochs")
 class VTG(FUSE):
+    paper = "Li et al., NeurIPS 2025 (Versatile Transferable Unlearnable Example Generator)"
+    official = "zhli-cs/VTG"
+    deviation = "no CLIP text-alignment term (no CLIP offline); FUSE's CPU defaults"
     defaults = dict(rsm=False, cbg=False, input="images")
 
     def __init__(self, eps: float = 8 / 255, seed: int = 0, **settings):
