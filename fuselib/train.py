@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import models
-from .data import check_images, check_labels
+from .data import check_images, check_labels, subset
 from .utils import atomic_save, default_device, progress_bar
 
 
@@ -62,6 +62,9 @@ class Recipe:
     adv_steps: int = 10
     adv_step: float = 2 / 255
     ueraser: int = 0                # K strong-augmentation draws per image (0: off)
+    # evaluation protocol: the per-epoch curve on a fixed, class-balanced subset of this many test
+    # images (0: on all of them, every epoch); the last epoch is always tested on all of them
+    curve_images: int = 0
 
 
 RECIPES = {
@@ -93,8 +96,8 @@ def get_recipe(recipe="fast", **overrides) -> Recipe:
         raise ValueError(f"mix must be 'none', 'mixup' or 'cutmix', got {r.mix!r}")
     if r.adv not in ("none", "linf", "l2"):
         raise ValueError(f"adv must be 'none', 'linf' or 'l2', got {r.adv!r}")
-    if r.cutout < 0 or r.ueraser < 0 or r.adv_steps < 0:
-        raise ValueError("cutout, ueraser and adv_steps must be >= 0")
+    if r.cutout < 0 or r.ueraser < 0 or r.adv_steps < 0 or r.curve_images < 0:
+        raise ValueError("cutout, ueraser, adv_steps and curve_images must be >= 0")
     return r
 
 
@@ -193,7 +196,10 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
     """Train ``recipe`` from scratch on uint8 ``train_images`` and test on ``test_images``.
 
     Returns a dict: ``accuracy`` (after the last epoch), ``peak_accuracy`` and ``peak_epoch``,
-    ``curve`` (test accuracy after each epoch), ``train_accuracy`` (per epoch, on the
+    ``curve`` (test accuracy after each epoch; with ``curve_images`` set, every epoch but the
+    last on that fixed subset of the test set, the last on all of it, so ``accuracy`` is the
+    whole test set's whatever the protocol), ``evaluation`` (what they were measured on),
+    ``train_accuracy`` (per epoch, on the
     augmented training batches), ``seconds``, ``images_per_second``, ``recipe`` and
     ``device``. Keyword overrides change recipe fields (``epochs=20``, ``arch="vgg11"``...).
 
@@ -246,11 +252,20 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
                           nesterov=r.nesterov)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(r, s, total))
 
+    # the evaluation protocol: the curve's epochs before the last on a fixed subset (seed 0, the
+    # same for every run), the last on the whole test set — so the final accuracy is unchanged
+    curve_set = None
+    if 0 < r.curve_images < test_images.shape[0]:
+        curve_set = subset(test_images, test_labels, r.curve_images, 0)
+    evaluation = {"curve_images": int(curve_set[1].shape[0]) if curve_set else
+                  int(test_images.shape[0]), "final_images": int(test_images.shape[0]),
+                  "tta": r.tta}
     curve, train_curve, epoch_seconds = [], [], []
     train_time = before = 0.0
     start = 0
     if checkpoint is not None:
-        stamp = {"recipe": asdict(r), "seed": int(seed), "num_classes": n_cls,
+        rec = {k: v for k, v in asdict(r).items() if k != "curve_images" or v}  # as before it
+        stamp = {"recipe": rec, "seed": int(seed), "num_classes": n_cls,
                  "data": _fingerprint(train_images, train_labels, test_images, test_labels)}
         state = _load_checkpoint(checkpoint, stamp)
         if state is not None:
@@ -297,7 +312,9 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
         train_time += time.perf_counter() - t_ep
         epoch_seconds.append(train_time)
         train_curve.append(correct / max(seen, 1))
-        curve.append(evaluate(model, test_images, test_labels, device, r.amp, r.tta,
+        last = epoch + 1 == r.epochs
+        xe, ye = (test_images, test_labels) if last or curve_set is None else curve_set
+        curve.append(evaluate(model, xe, ye, device, r.amp, r.tta,
                               channels_last=r.channels_last))
         bar.set_postfix(test=f"{curve[-1]:.3f}", train=f"{train_curve[-1]:.3f}")
         bar.update(1)
@@ -322,6 +339,7 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
         "epoch_seconds": epoch_seconds,  # cumulative training time (no evaluation) per epoch
         "images_per_second": total * bs / train_time if train_time > 0 else float("nan"),
         "recipe": asdict(r),
+        "evaluation": evaluation,  # what the curve and the final accuracy were measured on
         "device": str(device),
         "model": model,
         "resumed_from_epoch": start,

@@ -102,3 +102,28 @@ def test_checkpoint_resumes_exactly(cifar_small, tmp_path, crash_in_epoch_two):
     torch.save({"format": "something else"}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="not a training checkpoint"):
         T.train(x, y, x[:128], y[:128], "fast", checkpoint=tmp_path / "bad.pt", **kw)
+
+
+def test_curve_on_a_subset_leaves_the_final_accuracy(cifar_small):
+    """The evaluation protocol: epochs before the last are tested on a fixed class-balanced
+    subset, the last on every test image, so the final accuracy (and training) is unchanged."""
+    x, y = cifar_small
+    kw = dict(seed=3, device="cpu", **{**TINY, "epochs": 3})
+    whole = T.train(x, y, x[:200], y[:200], "fast", **kw)
+    part = T.train(x, y, x[:200], y[:200], "fast", curve_images=50, **kw)
+    assert part["accuracy"] == whole["accuracy"] and len(part["curve"]) == 3
+    assert part["train_accuracy"] == whole["train_accuracy"]
+    assert whole["evaluation"] == {"curve_images": 200, "final_images": 200, "tta": True}
+    assert part["evaluation"]["curve_images"] <= 50 and part["evaluation"]["final_images"] == 200
+    assert part["curve"][-1] == whole["curve"][-1]
+    with pytest.raises(ValueError, match="curve_images"):
+        T.get_recipe("fast", curve_images=-1)
+
+
+def test_curve_images_enters_the_config_only_when_set():
+    from fuselib import experiments as E
+
+    plain, _, _ = E.build_config()
+    assert "curve_images" not in plain["recipe"]  # records made before it keep their keys
+    sub, _, _ = E.build_config(recipe={"curve_images": 2000})
+    assert sub["recipe"]["curve_images"] == 2000 and E.config_key(sub) != E.config_key(plain)

@@ -62,10 +62,12 @@ def recipe_overrides(scale: str, trainer: str, arch: str | None, epochs: int | N
 
 
 def recipe_config(r: Recipe) -> dict:
-    """The recipe as it enters a config: training-time defence fields appear only when switched
-    on, so adding a defence to the trainer does not change the key of every undefended run."""
+    """The recipe as it enters a config: training-time defence fields (and the evaluation
+    protocol's ``curve_images``) appear only when switched on, so adding one to the trainer does
+    not change the key of every run made without it."""
     rec = asdict(r)
-    off = {"cutout": 0, "mix": "none", "adv": "none", "ueraser": 0}
+    off = {"cutout": 0, "mix": "none", "adv": "none", "ueraser": 0,
+           "curve_images": 0}  # the evaluation protocol too: records before it keep their keys
     if rec["mix"] == "none":
         rec.pop("mix_alpha")
     if rec["adv"] == "none":
