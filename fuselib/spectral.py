@@ -250,17 +250,27 @@ def band_mask(size, lo, hi, basis: str = "dct", device=None) -> torch.Tensor:
 
 
 def sample_bands(n: int, min_width: float = 0.1, max_width: float = 0.5,
-                 generator: torch.Generator | None = None, device=None):
+                 generator: torch.Generator | None = None, device=None,
+                 lowpass: float = 0.0, lowpass_min: float = 0.1):
     """Draw ``n`` random contiguous bands ``[lo, hi] ⊂ [0, 1]`` of radial frequency.
 
     The width ``w ~ U[min_width, max_width]`` and the centre ``c ~ U[-w/2, 1 + w/2]``; the band
     ``[c - w/2, c + w/2]`` is clipped to ``[0, 1]``. With this centre range every radius ``r``
     lies in the band with the same probability, the DC end and the highest frequencies
     included — what Random Spectral Masking needs so that no band is never removed.
+
+    ``lowpass`` > 0: that share of the draws is instead the top band ``[c, 1]`` with
+    ``c ~ U[lowpass_min, 1)`` — what a low-pass filter at cutoff ``c`` removes, which the bands
+    above reach only for cutoffs above ``1 − max_width``. The rest of the draws are as without
+    it (the same random numbers first), and ``lowpass_min > 0`` keeps the lowest frequencies,
+    so no draw removes the whole spectrum.
     Returns ``(lo, hi)``, two float tensors of shape ``(n,)``.
     """
     if not 0.0 < min_width <= max_width <= 1.0:
         raise ValueError(f"need 0 < min_width <= max_width <= 1, got {min_width}, {max_width}")
+    if not 0.0 <= lowpass <= 1.0 or not 0.0 < lowpass_min < 1.0:
+        raise ValueError(f"need 0 <= lowpass <= 1 and 0 < lowpass_min < 1, got {lowpass}, "
+                         f"{lowpass_min}")
     if int(n) < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     u = torch.rand(2, int(n), generator=generator, dtype=torch.float64)
@@ -268,6 +278,11 @@ def sample_bands(n: int, min_width: float = 0.1, max_width: float = 0.5,
     c = -w / 2 + (1 + w) * u[1]
     lo = (c - w / 2).clamp(0.0, 1.0)
     hi = (c + w / 2).clamp(0.0, 1.0)
+    if lowpass > 0:
+        v = torch.rand(2, int(n), generator=generator, dtype=torch.float64)
+        top = v[0] < lowpass
+        lo = torch.where(top, lowpass_min + (1 - lowpass_min) * v[1], lo)
+        hi = torch.where(top, torch.ones_like(hi), hi)
     return lo.float().to(device or "cpu"), hi.float().to(device or "cpu")
 
 

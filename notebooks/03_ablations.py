@@ -70,6 +70,19 @@ plots.save(fig, f"03_ablations_{scale}")
 fig
 
 # %% [markdown]
+# ## Why FUSE leaks under strong low-pass filters
+# Random Spectral Masking removes bands up to 0.5 wide, so the strongest low-pass it rehearses
+# is cutoff 0.5. The plan `fuse_leads` tests the first lead of the FUSE-fix issue: wider bands,
+# and RSM draws that are low-pass filters themselves (`rsm_lowpass`). At ci scale it shows only
+# what is already measured (nothing is fitted for it in the test suite).
+
+# %%
+LEADS = experiments.plans.get("fuse_leads")
+leads = LEADS.run(scale, seeds=[seed], device=env.device)
+print(f"{LEADS.title} | scale {scale} | {LEADS.command(scale)}")
+LEADS.table(scale, leads)
+
+# %% [markdown]
 # ## Where each variant puts its energy
 # RSM and CBG are meant to move the effect into the low band; the profile shows whether they do.
 

@@ -181,3 +181,24 @@ def test_process_group_backend_follows_the_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     fz._dist()
     assert chosen == ["gloo", "nccl", "nccl", "gloo"]
+
+
+def test_low_pass_rehearsal_setting(small):
+    """``rsm_lowpass`` (issue 24): off by default and then absent from the config, so earlier
+    FUSE records keep their keys; on, it enters the config and a tiny fit runs."""
+    from fuselib.protections.fuse import LATER_DEFAULTS
+
+    plain = protections.get("fuse")
+    assert not set(LATER_DEFAULTS) & set(plain.config())
+    p = protections.get("fuse:rsm_lowpass=0.5", **TINY)
+    assert p.config()["rsm_lowpass"] == 0.5 and "rsm_lowpass_min" not in p.config()
+    x, y = small
+    p.fit(x, y)
+    assert float(p.deltas.abs().max()) <= 8 / 255 + 1e-7 and len(p.history) == TINY["epochs"]
+    again = protections.get(p.name, **p.config())  # what load() does
+    assert again.config() == p.config()
+    with pytest.raises(ValueError, match="lowpass"):
+        protections.get("fuse:rsm_lowpass=2")
+    q = protections.get("fuse:rsm_lowpass=0.5,rsm_images=True", **TINY).fit(x, y)
+    assert q.config()["rsm_images"] is True and not torch.equal(q.deltas, p.deltas)
+    assert float(q.deltas.abs().max()) <= 8 / 255 + 1e-7

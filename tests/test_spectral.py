@@ -127,3 +127,23 @@ def test_bad_input():
         S.lowpass(torch.zeros(1, 4, 4), 0.5, basis="wavelet")
     with pytest.raises(ValueError, match="width"):
         S.sample_bands(3, 0.5, 0.2)
+
+
+def test_band_sampler_rehearses_low_pass_filters():
+    """``lowpass``: a share of the draws is the top band [c, 1] (a low-pass at cutoff c) down to
+    ``lowpass_min``; the other draws are exactly those without it; no draw removes everything."""
+    g = lambda: torch.Generator().manual_seed(7)  # noqa: E731
+    plain = S.sample_bands(4000, 0.1, 0.5, generator=g())
+    lo, hi = S.sample_bands(4000, 0.1, 0.5, generator=g(), lowpass=0.5, lowpass_min=0.1)
+    changed = (lo != plain[0]) | (hi != plain[1])
+    assert bool((hi[changed] == 1).all())              # a changed draw is a low-pass band
+    assert 0.4 < float(changed.float().mean()) < 0.55  # half the draws, less the top ones kept
+    assert float(plain[0][plain[1] == 1].min()) >= 0.5  # without it: no cutoff below 0.5
+    assert float(lo[changed].min()) < 0.15 and float(lo[changed].min()) >= 0.1
+    assert float((hi - lo).max()) < 1.0 and float(lo[hi == 1].min()) > 0  # never all of it
+    zero = S.sample_bands(4000, 0.1, 0.5, generator=g(), lowpass=0.0)
+    assert torch.equal(zero[0], plain[0]) and torch.equal(zero[1], plain[1])
+    with pytest.raises(ValueError, match="lowpass"):
+        S.sample_bands(3, lowpass=1.5)
+    with pytest.raises(ValueError, match="lowpass"):
+        S.sample_bands(3, lowpass=0.5, lowpass_min=0.0)

@@ -267,6 +267,18 @@ _PLANS = [
                                 "fuse:cbg_cutoff=0.125": "CBG cutoff 0.125",
                                 "fuse:rsm_max_width=0.25": "RSM bands ≤ 0.25 wide",
                                 "fuse:rsm_max_width=0.75": "RSM bands ≤ 0.75 wide"}}),
+    Plan("fuse_leads", "Why FUSE leaks under strong low-pass filters: RSM that rehearses "
+         "strong low-passes, and a generator that sees filtered images",
+         {"ci": (Block(("fuse",), ("lowpass:0.25",)),),
+          "*": (Block(("none", "fuse", "fuse:rsm_max_width=0.9", "fuse:rsm_lowpass=0.5",
+                       "fuse:rsm_lowpass=0.5,rsm_images=True"),
+                      ("none",) + lowpass(0.5, 0.25, 0.125)),)},
+         notebook="03_ablations", rows="protection", cols="countermeasure", cached_only=("ci",),
+         labels={"protection": {"none": "clean", "fuse": "FUSE (RSM widths 0.1–0.5)",
+                                "fuse:rsm_max_width=0.9": "RSM widths 0.1–0.9",
+                                "fuse:rsm_lowpass=0.5": "half the RSM draws a low-pass",
+                                "fuse:rsm_lowpass=0.5,rsm_images=True":
+                                    "… and RSM filters the whole image"}}),
     Plan("architectures", "FUSE across the attacker's architectures",
          {"ci": (Block(("none", "fuse")),), "cpu": (Block(("none", "fuse")),),
           "*": (Block(("none", "em", "ar", "fuse"),

@@ -28,7 +28,14 @@ minimising
   frequency ``[lo, hi]`` (width ``U[rsm_min_width, rsm_max_width]``, centre chosen so every
   radius — the DC end included — is removed equally often; :func:`fuselib.spectral.sample_bands`)
   is zeroed in ``δ`` before the unlearnability loss. No band can carry the effect alone, so over
-  training every band, the lowest included, must carry some of it.
+  training every band, the lowest included, must carry some of it. With widths up to 0.5 the
+  strongest low-pass this rehearses is cutoff 0.5 (the band [0.5, 1]); the shipped FUSE holds
+  from cutoff 0.375 up and leaks below (RESULTS.md). ``rsm_lowpass`` (off by default, the
+  paper's reading) makes that share of the draws a low-pass instead, the band ``[c, 1]`` with
+  ``c ~ U[rsm_lowpass_min, 1)`` (issue 24's first lead; measured in the plan ``fuse_leads``).
+  ``rsm_images`` (off by default) applies the drawn band to the whole image ``x + δ``, as the
+  attacker's filter does, in the generator's loss and in the surrogate's training (the second
+  lead: the generator is otherwise optimised against a learner that never sees filtered data).
 * **Cross-Band Guidance** (``cbg``): ``δ`` is split at ``cbg_cutoff`` into ``δ_low + δ_high``.
   Each part alone must make the surrogate predict ``y`` (the low part's CE has weight 1: this is
   what strengthens low-frequency unlearnability; the high part's ``cbg_high`` = 0.5 keeps it
@@ -88,6 +95,10 @@ class FuseConfig:
     rsm: bool = True
     rsm_min_width: float = 0.1
     rsm_max_width: float = 0.5
+    rsm_lowpass: float = 0.0         # share of RSM draws that are a low-pass (the band [c, 1])
+    rsm_lowpass_min: float = 0.1     # ... at a cutoff c ~ U[rsm_lowpass_min, 1)
+    rsm_images: bool = False         # RSM filters the whole image x + δ, as the attacker does,
+                                     # for the generator's loss and the surrogate's training
     cbg: bool = True
     cbg_cutoff: float = 0.25
     cbg_weight: float = 1.0
@@ -101,9 +112,21 @@ class FuseConfig:
             raise ValueError(f"portion must be in (0, 1], got {self.portion}")
         if self.epochs < 1 or self.batch_size < 1 or self.surrogate_steps < 0:
             raise ValueError("epochs and batch_size must be >= 1, surrogate_steps >= 0")
-        spectral.sample_bands(1, self.rsm_min_width, self.rsm_max_width)  # validates widths
+        spectral.sample_bands(1, self.rsm_min_width, self.rsm_max_width, lowpass=self.rsm_lowpass,
+                              lowpass_min=self.rsm_lowpass_min)  # validates widths and shares
         spectral.filter_mask((4, 4), self.cbg_cutoff)                     # validates cutoff
         return self
+
+
+# settings added after records were shipped, with their defaults: config() leaves them out when
+# at the default, so earlier fits and runs keep their keys
+LATER_DEFAULTS = {"rsm_lowpass": 0.0, "rsm_lowpass_min": 0.1, "rsm_images": False}
+
+
+def config_dict(cfg: "FuseConfig") -> dict:
+    """The config as a dict, settings in :data:`LATER_DEFAULTS` left out at their default."""
+    return {k: v for k, v in asdict(cfg).items()
+            if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
 
 
 def cross_band_consistency(a_logits, b_logits):
@@ -153,8 +176,11 @@ class FuseTrainer:
         parts = {}
         d_ue = d
         if c.rsm:
-            lo, hi = spectral.sample_bands(len(y), c.rsm_min_width, c.rsm_max_width, gen, x.device)
+            lo, hi = spectral.sample_bands(len(y), c.rsm_min_width, c.rsm_max_width, gen, x.device,
+                                           c.rsm_lowpass, c.rsm_lowpass_min)
             d_ue = spectral.remove_band(d, lo, hi, c.basis)
+            if c.rsm_images:  # the attacker's view: the filter acts on x + δ, not on δ alone
+                x = spectral.remove_band(x, lo, hi, c.basis)
         loss = parts["ue"] = F.cross_entropy(self._logits(model, x, d_ue), y)
         if c.cbg and c.cbg_weight > 0:
             low = spectral.lowpass(d, c.cbg_cutoff, c.basis)
@@ -168,7 +194,7 @@ class FuseTrainer:
 
     # ------------------------------------------------------------------ state
     def _state(self, epoch, gen):
-        return {"format": "fuselib.fuse-checkpoint/1", "config": asdict(self.cfg),
+        return {"format": "fuselib.fuse-checkpoint/1", "config": config_dict(self.cfg),
                 "epoch": epoch, "generator": self.G.state_dict(),
                 "surrogate": self.f.state_dict(), "opt_g": self.opt_g.state_dict(),
                 "opt_f": self.opt_f.state_dict(), "gen_rng": gen.get_state(),
@@ -184,10 +210,10 @@ class FuseTrainer:
         s = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
         if not isinstance(s, dict) or s.get("format") != "fuselib.fuse-checkpoint/1":
             raise ValueError(f"{self.checkpoint} is not a FUSE checkpoint")
-        if s["config"] != asdict(self.cfg):
+        if s["config"] != config_dict(self.cfg):
             raise ValueError(f"{self.checkpoint} was written with another config; remove it "
                              f"or pass the same settings (differs in: "
-                             f"{sorted(k for k in s['config'] if s['config'][k] != asdict(self.cfg).get(k))})")
+                             f"{sorted(k for k in s['config'] if s['config'][k] != config_dict(self.cfg).get(k))})")
         self.G.load_state_dict(s["generator"])
         self.f.load_state_dict(s["surrogate"])
         self.opt_g.load_state_dict(s["opt_g"])
@@ -236,6 +262,11 @@ class FuseTrainer:
                 xb, yb = x_all[idx].float() / 255, y_all[idx]
                 with torch.no_grad():
                     d = self._deltas(self.G, xb, yb)
+                    if c.rsm and c.rsm_images:  # the surrogate learns filtered data too
+                        lo, hi = spectral.sample_bands(len(yb), c.rsm_min_width, c.rsm_max_width,
+                                                       gen, dev, c.rsm_lowpass, c.rsm_lowpass_min)
+                        xb = spectral.remove_band((xb + d).clamp(0, 1), lo, hi, c.basis)
+                        d = torch.zeros_like(d)
                 loss = F.cross_entropy(self._logits(f, xb, d), yb)
                 self.opt_f.zero_grad(set_to_none=True)
                 loss.backward()
@@ -312,7 +343,9 @@ class FUSE(Protection):
         self.device = default_device()
 
     def config(self) -> dict:
-        return asdict(self.cfg)
+        """Every setting; those added after records were shipped appear only when set, so the
+        configs (and keys) of earlier fits and runs stay as they were."""
+        return config_dict(self.cfg)
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "history": self.history}  # per-epoch losses, to inspect
