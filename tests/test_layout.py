@@ -79,3 +79,29 @@ def test_grid_plan_list_and_bad_use(capsys):
     assert cli.main(["grid", "ar", "--plan", "lowpass_sweep"]) == 2
     assert "--plan names the runs" in capsys.readouterr().err
     assert cli.main(["grid", "--plan", "certificates"]) == 2
+
+
+def test_every_shipped_record_rebuilds_to_its_key():
+    """The configs (and so the keys) of every shipped run record and fit are what the code builds
+    today from their stored settings: a move or a new setting that changes a hash fails here."""
+    import json
+
+    from fuselib import countermeasures, protections
+    from fuselib.experiments.scales import rebuild
+    from fuselib.experiments.store import shipped_dir
+
+    folder = shipped_dir()
+    records = sorted(folder.glob("*.json"))
+    assert records
+    for f in records:
+        c = json.loads(f.read_text())["config"]
+        cfg, _, _ = E.build_config(
+            rebuild(protections, c["protection"]), rebuild(countermeasures, c["countermeasure"]),
+            trainer=c["trainer"], scale=c["scale"], seed=c["seed"], n_train=c["n_train"],
+            n_test=c["n_test"], recipe=c["recipe"], poison_ratio=c.get("poison_ratio", 1.0))
+        cfg["data"] = c["data"]  # the data variant is this machine's, not the code's
+        assert E.config_key(cfg) == f.stem, f.name
+    for f in sorted((folder / "protections").glob("*.json")):
+        c = json.loads(f.read_text())["config"]
+        p = rebuild(protections, c["protection"])
+        assert E.config_key({**c, "protection": E.describe(p)}) == f.stem, f.name
