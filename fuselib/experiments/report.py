@@ -60,6 +60,13 @@ def _hosts(hosts) -> str:
     return "; ".join(f"{k} ({v})" for k, v in counts.items())
 
 
+def compute_seconds(df) -> float:
+    """The compute a frame of runs took; an early-stopping row reuses the undefended run's
+    record (the same training), so it costs nothing of its own."""
+    cms = df["countermeasure"] if "countermeasure" in df else [""] * len(df)
+    return float(sum(0.0 if c == "early_stop" else x for c, x in zip(cms, df.seconds)))
+
+
 def _provenance(df, plan, scale: str) -> str:
     from .scales import SCALES
 
@@ -77,7 +84,7 @@ def _provenance(df, plan, scale: str) -> str:
     if dates:
         parts.append(dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}")
     if "seconds" in df:
-        parts.append(f"{df.seconds.sum() / 3600:.1f} h of compute")
+        parts.append(f"{compute_seconds(df) / 3600:.1f} h of compute")
     parts.append(f"hosts: {_hosts(df.get('host', [None] * len(df)))}")
     return " · ".join(parts)
 
@@ -91,9 +98,6 @@ def plan_block(name: str, scale: str) -> str:
     if df.empty:
         return f"(nothing measured yet: `{plan.command(scale)}`)\n"
     # a countermeasure whose runs reuse another's (early stopping) costs nothing of its own
-    if plan.kind == "grid":
-        df = df.assign(seconds=[0.0 if c == "early_stop" else s
-                                for c, s in zip(df.countermeasure, df.seconds)])
     table = markdown(plan.table(scale, df))
     note = ("final accuracy, the peak over epochs in brackets where higher; blank: not measured"
             if plan.kind == "grid" else "")
@@ -138,10 +142,7 @@ def plans_block(scale: str = "cpu") -> str:
         plan = plans.get(name)
         df = plan.run(scale, cached_only=True)
         total = plan.size(scale)
-        secs = 0.0
-        if len(df) and "seconds" in df:
-            secs = sum(0.0 if c == "early_stop" else x for c, x in zip(
-                df.get("countermeasure", [""] * len(df)), df.seconds))
+        secs = compute_seconds(df) if len(df) and "seconds" in df else 0.0
         compute = f"{secs / 3600:.1f} h" if secs else ""
         nb = f"[`{plan.notebook}`](notebooks/{plan.notebook}.py)" if plan.notebook else ""
         lines.append(f"| `{name}` | {plan.title} | {nb} | {len(df)} of {total} | {compute} |")
