@@ -17,6 +17,10 @@ and reports its wall time as a ratio against the plain fast run of the same comm
 two final accuracies (the same training, so they must agree). ``--standard-epochs 0`` skips the
 standard recipe.
 
+``--batched-seeds K`` trains K seeds of the fast recipe as one grouped model
+(:func:`fuselib.batched.train_seeds`) and the same K seeds one after another, and reports the
+ratio of the wall times and each seed's final accuracy both ways.
+
 Images/second and achieved TFLOP/s (counted with torch.utils.flop_counter on one training
 step) are printed for both.
 """
@@ -55,6 +59,35 @@ def time_to(result, threshold):
     return None
 
 
+def batched_seeds(args, sc, xtr, ytr, xte, yte, device, runs):
+    """K seeds as one grouped model against the same K seeds trained one after another."""
+    import time
+
+    from fuselib.batched import train_seeds
+
+    over = dict(sc.get("fast", {}))
+    if args.fast_epochs is not None:
+        over["epochs"] = args.fast_epochs
+    seeds = list(range(args.seed, args.seed + args.batched_seeds))
+    t0 = time.perf_counter()
+    alone = [train(xtr, ytr, xte, yte, get_recipe("fast", **over), seed=s, device=device)
+             for s in seeds]
+    t_alone = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    together = train_seeds(xtr, ytr, xte, yte, "fast", seeds=seeds, device=device, **over)
+    t_together = time.perf_counter() - t0
+    print(f"\nbatched seeds {seeds}: one grouped model {t_together:.1f} s wall against "
+          f"{t_alone:.1f} s for {len(seeds)} separate runs, ratio {t_alone / t_together:.2f}x")
+    print(f"  {'seed':>5} {'separate':>9} {'batched':>9}")
+    for s, a, b in zip(seeds, alone, together):
+        print(f"  {s:5d} {a['accuracy']:9.4f} {b['accuracy']:9.4f}")
+    for r in (*alone, *together):
+        r.pop("model")
+    runs["batched_seeds"] = {"seeds": seeds, "separate_seconds": t_alone,
+                             "batched_seconds": t_together, "separate": alone,
+                             "batched": together}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", default="ci", choices=list(experiments.SCALES))
@@ -65,6 +98,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--curve-images", type=int, default=0,
                     help="also time the subset evaluation protocol with this many test images")
+    ap.add_argument("--batched-seeds", type=int, default=0,
+                    help="also time K seeds trained as one grouped model against K separate runs")
     ap.add_argument("--json", default=None, help="also write the raw results here")
     args = ap.parse_args()
 
@@ -106,6 +141,8 @@ def main():
               f"{res['tflops']:.3f} TFLOP/s achieved")
 
     fast = runs["fast"]
+    if args.batched_seeds:
+        batched_seeds(args, sc, xtr, ytr, xte, yte, device, runs)
     if args.curve_images:
         sub = runs[f"fast+curve_images={args.curve_images}"]
         print(f"\nevaluation protocol (curve on {args.curve_images} test images, last epoch on all "

@@ -20,6 +20,16 @@ Runs use a fresh results cache and no shipped records (``FUSELIB_MEASURED`` is a
 folder), so everything is computed there. Logs go to ``--out`` (one file a step) and the
 summary table is printed last.
 
+Issue 23's steps (scale from ``--scale``; ``paper`` by default, ``smoke`` with ``--device cpu``,
+which is how CI runs them end to end): ``fast_full`` (the fast trainer, with TFLOP/s),
+``resnet_epoch`` (one epoch of the paper recipe), ``fuse_fit`` (FUSE's fit at that scale and
+two runs on it), ``main_table`` (every protection × {none, low-pass 0.25, high-pass 0.25},
+3 seeds as one batched model per cell, :mod:`fuselib.batched`). All of CIFAR-10 reaches the
+GPU machine as a 25 MB lossless pack (``bench/pack_cifar.py``; ``--pack``)::
+
+    python3 bench/gpu_check.py --pack .gpudata/cifar10.pack --out $OUT --budget 540 \
+        --steps fast_full:60 resnet_epoch:60 fuse_fit:120 main_table:300
+
 ``--partial-train``: use only the CIFAR-10 training batch files present under
 ``$FUSELIB_DATA`` (every Python process started here imports ``partial_cifar`` through a
 ``sitecustomize``; each file present is still checked against its MD5). The lent GPU machine
@@ -46,6 +56,87 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 SUITE_PROTECTIONS = ["none", "fuse", "em"]
+
+# the issue-23 steps read their scale from the environment (GPU_CHECK_SCALE: paper on the GPU,
+# smoke when the script is tried with --device cpu)
+CLAIM_STEPS = {
+    "fast_full": """
+import os, time
+from fuselib import experiments as E
+from fuselib.train import get_recipe
+from fuselib.batched import train_seeds
+S = os.environ["GPU_CHECK_SCALE"]
+t = time.time()
+r = E.run("none", "none", scale=S, seed=0)
+from evaluator import train_flops_per_image
+from fuselib.train import Recipe
+from fuselib.utils import default_device
+f = train_flops_per_image(Recipe(**r["config"]["recipe"]), default_device())
+print(f"fast trainer, scale {S}: acc {r['accuracy']:.4f} (peak {r['peak_accuracy']:.4f}) "
+      f"n_train {r['config']['n_train']} wall {time.time() - t:.1f}s training "
+      f"{r['train_seconds']:.1f}s, {r['images_per_second']:.0f} img/s, "
+      f"{f * r['images_per_second'] / 1e12:.2f} TFLOP/s", flush=True)
+""",
+    "resnet_epoch": """
+import os, time
+from fuselib import experiments as E
+S = os.environ["GPU_CHECK_SCALE"]
+t = time.time()
+r = E.run("none", "none", scale=S, seed=0, trainer="standard", epochs=1)
+from evaluator import train_flops_per_image
+from fuselib.train import Recipe
+from fuselib.utils import default_device
+f = train_flops_per_image(Recipe(**r["config"]["recipe"]), default_device())
+print(f"paper recipe (ResNet-18), 1 epoch, scale {S}: acc {r['accuracy']:.4f} n_train "
+      f"{r['config']['n_train']} wall {time.time() - t:.1f}s training {r['train_seconds']:.1f}s, "
+      f"{r['images_per_second']:.0f} img/s, {f * r['images_per_second'] / 1e12:.2f} TFLOP/s",
+      flush=True)
+""",
+    "fuse_fit": """
+import os, time
+from fuselib import experiments as E
+S = os.environ["GPU_CHECK_SCALE"]
+t = time.time()
+x, xp, y = E.protected_data("fuse", scale=S, seed=0)
+print(f"FUSE fit + apply on {len(y)} images, scale {S}: {time.time() - t:.1f}s", flush=True)
+for cm in ("none", "lowpass:0.25"):
+    r = E.run("fuse", cm, scale=S, seed=0)
+    print(f"  FUSE @ {cm}: acc {r['accuracy']:.4f} (peak {r['peak_accuracy']:.4f})", flush=True)
+""",
+    "main_table": """
+import os, statistics, time
+import fuselib
+from fuselib import countermeasures, data, experiments as E, protections
+from fuselib.batched import train_seeds
+from fuselib.train import Recipe
+S = os.environ["GPU_CHECK_SCALE"]
+seeds = [0, 1, 2]
+cms = ["none", "lowpass:0.25", "highpass:0.25"]
+xte, yte = data.load("cifar10", "test")
+print(f"every protection x {cms}, seeds {seeds} batched (one grouped model a cell), scale {S}; "
+      "each seed fits its own protection; all seeds tested on seed 0's test subset", flush=True)
+print("protection | " + " | ".join(cms) + " | fit+apply s | train s", flush=True)
+names = os.environ.get("GPU_CHECK_PROTECTIONS")
+for name in names.split(",") if names else protections.names():
+    t = time.time()
+    try:
+        per_seed = [E.protected_data(name, scale=S, seed=s) for s in seeds]
+        fit_s = time.time() - t
+        cells, t_train = [], 0.0
+        for cm in cms:
+            config, _, c = E.build_config(name, cm, scale=S, seed=0)
+            xt, yt = data.subset(xte, yte, config["n_test"], 0)
+            t1 = time.time()
+            runs = train_seeds([c(xp, y) for _, xp, y in per_seed], [y for _, _, y in per_seed],
+                               xt, yt, Recipe(**config["recipe"]), seeds=seeds)
+            t_train += time.time() - t1
+            acc = [100 * r["accuracy"] for r in runs]
+            cells.append(f"{statistics.mean(acc):.1f} ± {statistics.stdev(acc):.1f}")
+        print(f"{name} | " + " | ".join(cells) + f" | {fit_s:.0f} | {t_train:.0f}", flush=True)
+    except Exception as e:  # report and go on
+        print(f"{name} | FAILED {type(e).__name__}: {e}"[:300], flush=True)
+""",
+}
 
 STEP_CODE = {
     "suite_smoke": f"""
@@ -109,6 +200,7 @@ for name, kw in specs.items():
           flush=True)
 """,
 }
+STEP_CODE.update(CLAIM_STEPS)
 
 SITECUSTOMIZE = """import os
 if os.environ.get("FUSELIB_PARTIAL_TRAIN"):
@@ -139,6 +231,14 @@ def main(argv=None):
     ap.add_argument("--out", default=os.environ.get("OUT") or "gpu_check_logs")
     ap.add_argument("--budget", type=float, default=480, help="seconds for all steps together")
     ap.add_argument("--partial-train", action="store_true")
+    ap.add_argument("--pack", default=None,
+                    help="a CIFAR-10 pack (bench/pack_cifar.py): unpacked and MD5-checked into "
+                         "a temporary data folder that every step reads")
+    ap.add_argument("--device", default="auto", choices=("auto", "cpu"),
+                    help="cpu: hide any GPU from the steps (to try the script where it is written)")
+    ap.add_argument("--scale", default=None,
+                    help="scale of fast_full, resnet_epoch, fuse_fit and main_table (default: "
+                         "paper, or smoke with --device cpu)")
     ap.add_argument("--steps", nargs="*", default=["suite_smoke:150", "zoo_smoke:90", "timing:60",
                                                    "torchrun:40", "determinism:60", "pytest"],
                     help="steps to run, in order, each NAME or NAME:SECONDS (a cap on that step; "
@@ -160,6 +260,18 @@ def main(argv=None):
                PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), str(HERE),
                                                         os.environ.get("PYTHONPATH")])))
+    if a.device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    env["GPU_CHECK_SCALE"] = a.scale or ("smoke" if a.device == "cpu" else "paper")
+    if a.pack:
+        t = time.time()
+        res = subprocess.run([sys.executable, str(HERE / "pack_cifar.py"), "unpack", a.pack,
+                              str(work / "data" / "cifar10")], capture_output=True, text=True)
+        (out / "data.log").write_text(res.stdout + res.stderr)
+        if res.returncode != 0:
+            sys.exit(f"gpu_check: the pack did not unpack: {res.stderr.strip()[-300:]}")
+        env["FUSELIB_DATA"] = str(work / "data")
+        print(f"data: {a.pack} unpacked and MD5-checked in {time.time() - t:.0f}s", flush=True)
     if a.partial_train:  # every Python process started below (torchrun's, the tests') patches
         (work / "site").mkdir()
         (work / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)

@@ -6,7 +6,7 @@ train a classifier from scratch -> clean test accuracy (``fuselib.experiments.ru
 from .version import __version__
 
 from . import data, spectral, models, protections, countermeasures  # noqa: E402
-from . import train, experiments, certify  # noqa: E402
+from . import train, batched, experiments, certify  # noqa: E402
 
 __all__ = ["__version__", "data", "spectral", "models", "protections", "countermeasures",
            "train", "experiments", "certify"]

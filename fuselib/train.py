@@ -143,6 +143,18 @@ def augment(x: torch.Tensor, gen: torch.Generator, translate: int, pad_mode: str
     return x
 
 
+def eval_logits(model: nn.Module, x: torch.Tensor, amp: str, tta: bool,
+                channels_last: bool) -> torch.Tensor:
+    """Float logits of a model input batch at test time (with its mirror's added under TTA)."""
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(x.device, amp):
+        logits = model(x).float()
+        if tta:
+            logits = logits + model(x.flip(-1)).float()
+    return logits
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device=None,
              amp: str = "auto", tta: bool = False, batch_size: int = 1000,
@@ -153,19 +165,15 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, devic
     model.eval()
     correct = 0
     for i in range(0, images.shape[0], batch_size):
-        x = to_input(images[i:i + batch_size].to(device))
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp):
-            logits = model(x).float()
-            if tta:
-                logits = logits + model(x.flip(-1)).float()
+        logits = eval_logits(model, to_input(images[i:i + batch_size].to(device)), amp, tta,
+                             channels_last)
         correct += (logits.argmax(1).cpu() == labels[i:i + batch_size].cpu()).sum().item()
     model.train(was_training)
     return correct / images.shape[0]
 
 
-def _lr_factor(r: Recipe, step: int, total: int) -> float:
+def lr_factor(r: Recipe, step: int, total: int) -> float:
+    """The learning-rate multiplier of ``r``'s schedule at ``step`` of ``total``."""
     if r.schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * step / total))
     up = max(1, int(r.warmup * total))
@@ -174,13 +182,23 @@ def _lr_factor(r: Recipe, step: int, total: int) -> float:
     return max(0.0, (total - step) / max(1, total - up))
 
 
-def _param_groups(model: nn.Module, weight_decay: float):
+def param_groups(model: nn.Module, weight_decay: float):
+    """Weight decay on the weights of convolutions and linear layers, not on BatchNorm."""
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.dim() > 1 else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0}]
+
+
+def curve_subset(test_images, test_labels, n: int):
+    """The test images the per-epoch curve is measured on under ``curve_images=n``: a
+    class-balanced subset chosen by a permutation of seed 0, the same for every run whatever its
+    seed (None when ``n`` is 0 or not smaller than the test set: the curve uses all of it)."""
+    if not 0 < n < test_images.shape[0]:
+        return None
+    return subset(test_images, test_labels, n, 0)
 
 
 def defences_in(r: Recipe) -> list:
@@ -248,15 +266,13 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
     bs = min(r.batch_size, n)
     steps_per_epoch = n // bs  # drop the ragged last batch: tiny batches upset BatchNorm
     total = steps_per_epoch * r.epochs
-    opt = torch.optim.SGD(_param_groups(model, r.weight_decay), lr=r.lr, momentum=r.momentum,
+    opt = torch.optim.SGD(param_groups(model, r.weight_decay), lr=r.lr, momentum=r.momentum,
                           nesterov=r.nesterov)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(r, s, total))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(r, s, total))
 
     # the evaluation protocol: the curve's epochs before the last on a fixed subset (seed 0, the
     # same for every run), the last on the whole test set — so the final accuracy is unchanged
-    curve_set = None
-    if 0 < r.curve_images < test_images.shape[0]:
-        curve_set = subset(test_images, test_labels, r.curve_images, 0)
+    curve_set = curve_subset(test_images, test_labels, r.curve_images)
     evaluation = {"curve_images": int(curve_set[1].shape[0]) if curve_set else
                   int(test_images.shape[0]), "final_images": int(test_images.shape[0]),
                   "tta": r.tta}

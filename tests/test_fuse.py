@@ -202,3 +202,47 @@ def test_low_pass_rehearsal_setting(small):
     q = protections.get("fuse:rsm_lowpass=0.5,rsm_images=True", **TINY).fit(x, y)
     assert q.config()["rsm_images"] is True and not torch.equal(q.deltas, p.deltas)
     assert float(q.deltas.abs().max()) <= 8 / 255 + 1e-7
+
+
+def test_band_budget_holds_the_low_band_share():
+    """``lowband`` (issue 24's reference): share 1 puts the whole perturbation below the cutoff,
+    share 0.5 halves both sides, off (0) is the identity."""
+    from fuselib import spectral
+    from fuselib.protections.fuse import FuseConfig, band_budget
+
+    d = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)) - 0.5
+    assert torch.equal(band_budget(d, FuseConfig()), d)
+    low = band_budget(d, FuseConfig(lowband=0.125, lowband_share=1.0))
+    assert torch.allclose(spectral.lowpass(low, 0.125), low, atol=1e-5)  # nothing above it
+    assert torch.allclose(low, spectral.lowpass(d, 0.125), atol=1e-6)
+    half = band_budget(d, FuseConfig(lowband=0.125, lowband_share=0.5))
+    assert torch.allclose(half, 0.5 * d, atol=1e-5)
+    with pytest.raises(ValueError, match="lowband_share"):
+        protections.get("fuse:lowband=0.125,lowband_share=1.5")
+
+
+def test_lowband_and_fast_fits_keep_the_budget_and_the_old_keys(small):
+    from fuselib import spectral
+
+    assert "lowband" not in protections.get("fuse").config()
+    assert "fast" not in protections.get("fuse").config()
+    x, y = small
+    p = protections.get("fuse:lowband=0.125,lowband_share=1.0,fast=True", **TINY).fit(x, y)
+    assert p.config()["lowband"] == 0.125 and p.config()["fast"] is True
+    assert float(p.deltas.abs().max()) <= 8 / 255 + 1e-7
+    # the class perturbations live below the cutoff (the final clip to ε may leak a little)
+    above = p.deltas - spectral.lowpass(p.deltas, 0.125)
+    assert float(above.pow(2).sum()) < 0.05 * float(p.deltas.pow(2).sum())
+
+
+def test_a_run_seed_seeds_the_protection_fit():
+    """grid(seeds=...) varies the fit and the classifier together; seed 0 (every shipped
+    record's) leaves the config as it was, and a spec's own seed wins."""
+    from fuselib.experiments import build_config
+
+    c0, p0, _ = build_config("fuse", seed=0)
+    c2, p2, _ = build_config("fuse", seed=2)
+    assert p0.seed == 0 and p2.seed == 2 and c2["protection"]["seed"] == 2
+    assert c0["protection"]["seed"] == 0
+    _, p5, _ = build_config("fuse:seed=5", seed=2)
+    assert p5.seed == 5

@@ -120,6 +120,17 @@ def test_curve_on_a_subset_leaves_the_final_accuracy(cifar_small):
         T.get_recipe("fast", curve_images=-1)
 
 
+def test_curve_subset_is_class_balanced_and_fixed():
+    import fuselib
+
+    x, y = fuselib.data.load("cifar10", "test")
+    xs, ys = T.curve_subset(x, y, 2000)
+    assert torch.bincount(ys, minlength=10).tolist() == [200] * 10
+    again = T.curve_subset(x, y, 2000)
+    assert torch.equal(again[0], xs) and torch.equal(again[1], ys)  # seeded: every run's
+    assert T.curve_subset(x, y, 0) is None and T.curve_subset(x, y, 10000) is None
+
+
 def test_curve_images_enters_the_config_only_when_set():
     from fuselib import experiments as E
 

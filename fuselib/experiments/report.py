@@ -159,6 +159,8 @@ def scales_block() -> str:
         widths = fast.get("model_kwargs", {}).get("widths")
         fast_text = f"{fast.get('epochs')} epochs" + (
             f", fastnet {'-'.join(map(str, widths))}" if widths else ", fastnet default widths")
+        if fast.get("curve_images"):
+            fast_text += f"; curve on {fast['curve_images']:,} test images, last epoch on all"
         n = lambda v: "all" if v is None else f"{v:,}"  # noqa: E731
         lines.append(f"| `{name}` | {n(sc['n_train'])} / {n(sc['n_test'])} | {fast_text} | "
                      f"{sc.get('standard', {}).get('epochs')} epochs |")

@@ -36,6 +36,15 @@ minimising
   ``rsm_images`` (off by default) applies the drawn band to the whole image ``x + δ``, as the
   attacker's filter does, in the generator's loss and in the surrogate's training (the second
   lead: the generator is otherwise optimised against a learner that never sees filtered data).
+* ``lowband`` (off by default; issue 24's third lead): the applied perturbation is
+  ``share·lowpass(g) + (1 − share)·highpass(g)`` at that cutoff, ``g`` the generator's output,
+  which holds a share of the L∞ budget below the cutoff (:func:`band_budget`). With
+  ``lowband_share=1`` the whole perturbation lives below the cutoff: the reference for what any
+  class-wise perturbation of this budget can do against a low-pass at that cutoff (only its
+  part below the cutoff survives the filter, and this one spends all of its budget there).
+* ``fast`` (off by default, so the shipped fits keep their keys): the surrogate's passes in
+  bf16 autocast where the machine has native bf16, and channels_last — a cost setting, not a
+  change of objective (``bench/fits.py fuse fuse:fast=True``).
 * **Cross-Band Guidance** (``cbg``): ``δ`` is split at ``cbg_cutoff`` into ``δ_low + δ_high``.
   Each part alone must make the surrogate predict ``y`` (the low part's CE has weight 1: this is
   what strengthens low-frequency unlearnability; the high part's ``cbg_high`` = 0.5 keeps it
@@ -71,6 +80,7 @@ import torch.nn.functional as F
 
 from .. import models, spectral
 from ..data import stratified_indices
+from ..train import autocast
 from ..utils import atomic_save, default_device, progress_bar
 from . import REGISTRY
 from .base import Protection
@@ -99,6 +109,10 @@ class FuseConfig:
     rsm_lowpass_min: float = 0.1     # ... at a cutoff c ~ U[rsm_lowpass_min, 1)
     rsm_images: bool = False         # RSM filters the whole image x + δ, as the attacker does,
                                      # for the generator's loss and the surrogate's training
+    lowband: float = 0.0             # > 0: δ = share·lowpass(g) + (1 - share)·highpass(g) at this
+    lowband_share: float = 0.5       # cutoff, g the generator's output (a budget for the low band)
+    fast: bool = False               # the surrogate in bf16 autocast (where the CPU/GPU has it)
+                                     # and channels_last: the fit's cost, not its objective
     cbg: bool = True
     cbg_cutoff: float = 0.25
     cbg_weight: float = 1.0
@@ -115,18 +129,33 @@ class FuseConfig:
         spectral.sample_bands(1, self.rsm_min_width, self.rsm_max_width, lowpass=self.rsm_lowpass,
                               lowpass_min=self.rsm_lowpass_min)  # validates widths and shares
         spectral.filter_mask((4, 4), self.cbg_cutoff)                     # validates cutoff
+        if self.lowband:
+            spectral.filter_mask((4, 4), self.lowband)
+        if not 0 <= self.lowband_share <= 1:
+            raise ValueError(f"lowband_share must be in [0, 1], got {self.lowband_share}")
         return self
 
 
 # settings added after records were shipped, with their defaults: config() leaves them out when
 # at the default, so earlier fits and runs keep their keys
-LATER_DEFAULTS = {"rsm_lowpass": 0.0, "rsm_lowpass_min": 0.1, "rsm_images": False}
+LATER_DEFAULTS = {"rsm_lowpass": 0.0, "rsm_lowpass_min": 0.1, "rsm_images": False,
+                  "lowband": 0.0, "lowband_share": 0.5, "fast": False}
 
 
 def config_dict(cfg: "FuseConfig") -> dict:
     """The config as a dict, settings in :data:`LATER_DEFAULTS` left out at their default."""
     return {k: v for k, v in asdict(cfg).items()
             if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
+
+
+def band_budget(d, cfg: "FuseConfig"):
+    """The generator's class perturbations as they are applied: with ``cfg.lowband`` set,
+    ``share·lowpass(d) + (1 - share)·highpass(d)`` at that cutoff, so a share of the L∞ budget
+    is held in the band below it (what a strong low-pass leaves) and the rest above it."""
+    if not cfg.lowband:
+        return d
+    low = spectral.lowpass(d, cfg.lowband, cfg.basis)
+    return cfg.lowband_share * low + (1 - cfg.lowband_share) * (d - low)
 
 
 def cross_band_consistency(a_logits, b_logits):
@@ -163,12 +192,20 @@ class FuseTrainer:
     def _inputs(self, x, y):
         return x if self.cfg.input == "images" else self.noise[y]
 
+    def _shape(self, d):
+        return band_budget(d, self.cfg)
+
     def _deltas(self, gen_model, x, y):
         """Per-image class-wise perturbations for a batch (class mean of the generator)."""
-        return per_image(class_mean(gen_model(self._inputs(x, y)), y, self.n_classes), y)
+        return per_image(self._shape(class_mean(gen_model(self._inputs(x, y)), y,
+                                                self.n_classes)), y)
 
     def _logits(self, model, x, d):
-        return model((x + d).clamp(0, 1) - 0.5)
+        inp = (x + d).clamp(0, 1) - 0.5
+        if not self.cfg.fast:
+            return model(inp)
+        with autocast(self.device, "auto"):
+            return model(inp.contiguous(memory_format=torch.channels_last)).float()
 
     def generator_loss(self, model, x, y, d, gen):
         """The FUSE objective on one batch; returns (loss, parts)."""
@@ -239,6 +276,8 @@ class FuseTrainer:
         kw = {"widths": (32, 64, 128)} if c.surrogate == "fastnet" else {}
         self.f = models.get(c.surrogate, self.n_classes, image_size=size, in_channels=ch,
                             **kw).to(dev)
+        if c.fast:
+            self.f = self.f.to(memory_format=torch.channels_last)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c.gen_lr)
         self.opt_f = torch.optim.SGD(self.f.parameters(), lr=c.surrogate_lr, momentum=0.9,
                                      weight_decay=5e-4)
@@ -281,7 +320,8 @@ class FuseTrainer:
             for i in range(0, n - bs + 1, bs):  # the ragged last batch is dropped
                 idx = perm[i:i + bs][rank * local:(rank + 1) * local]
                 xb, yb = x_all[idx].float() / 255, y_all[idx]
-                d = per_image(class_mean(G(self._inputs(xb, yb)), yb, self.n_classes), yb)
+                d = per_image(self._shape(class_mean(G(self._inputs(xb, yb)), yb,
+                                                     self.n_classes)), yb)
                 loss, parts = self.generator_loss(self.f, xb, yb, d, gen)
                 self.opt_g.zero_grad(set_to_none=True)
                 loss.backward()
@@ -311,14 +351,15 @@ class FuseTrainer:
         total = torch.zeros(n_classes, ch, h, w, device=self.device)
         counts = torch.zeros(n_classes, device=self.device)
         if self.cfg.input == "noise":
-            return self.G(self.noise[:n_classes]).clamp(-self.cfg.eps, self.cfg.eps).cpu()
+            d = self._shape(self.G(self.noise[:n_classes]))
+            return d.clamp(-self.cfg.eps, self.cfg.eps).cpu()
         for i in range(0, len(labels), batch_size):
             x = images[i:i + batch_size].to(self.device).float() / 255
             y = labels[i:i + batch_size].to(self.device)
             onehot = F.one_hot(y, n_classes).float().T  # matmul: deterministic, unlike index_add
             total += (onehot @ self.G(x).flatten(1)).view_as(total)
             counts += onehot.sum(1)
-        d = total / counts.clamp_min(1).view(-1, 1, 1, 1)
+        d = self._shape(total / counts.clamp_min(1).view(-1, 1, 1, 1))
         return d.clamp(-self.cfg.eps, self.cfg.eps).cpu()
 
 
@@ -412,7 +453,8 @@ class FUSE(Protection):
             onehot = torch.nn.functional.one_hot(labels[i:i + 256], n_classes).float().T
             total += (onehot @ g(images[i:i + 256].float() / 255).flatten(1)).view_as(total)
         counts = torch.bincount(labels, minlength=n_classes).clamp_min(1).float()
-        return (total / counts.view(-1, 1, 1, 1)).clamp(-self.eps, self.eps)
+        d = band_budget(total / counts.view(-1, 1, 1, 1), self.cfg)
+        return d.clamp(-self.eps, self.eps)
 
     def perturb(self, x, labels):
         if labels is None:
