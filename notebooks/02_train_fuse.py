@@ -121,6 +121,26 @@ print(f"energy per radial DCT band at scale {scale}")
 prof
 
 # %% [markdown]
+# ## How much of the perturbation a strong low-pass leaves
+# A low-pass at cutoff c keeps only the perturbation's energy below c. The table compares the
+# paper's reading with the variant that rehearses strong low-passes (`rsm_lowpass=0.5`, issue
+# 24) and with the reference that spends its whole budget below 0.125 (nothing above it is
+# left to lose). Share of each fit's energy per radial DCT band; blank where that fit is not
+# cached at this scale (the `ci` notebooks fit nothing extra).
+
+# %%
+PROFILED = {"paper's reading": "fuse", "low-pass rehearsal": experiments.plans.FIX,
+            "reference: all below 0.125": experiments.plans.REF_LOW}
+CUTS = (0, 0.125, 0.25, 0.5, 1)
+low_share = pd.DataFrame(
+    {k: experiments.spectral_profile(v, scale=scale, seed=seed, bands=CUTS,
+                                     cached_only=scale == "ci") or [float("nan")] * 4
+     for k, v in PROFILED.items()},
+    index=[f"{a}-{b}" for a, b in zip(CUTS[:-1], CUTS[1:])]).T * 100
+print(f"% of perturbation energy by radial DCT band, scale {scale}, seed {seed}")
+low_share.round(2)
+
+# %% [markdown]
 # ## Save the generator and the perturbations
 # The saved file holds the class perturbations, the generator's weights, its per-class inputs
 # and the loss history; `fuselib protect IN OUT --checkpoint <file>` applies it to a folder of
