@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from . import models
 from .data import check_images, check_labels
 from .train import (lr_factor, param_groups, augment, autocast, curve_subset, defences_in,
-                    get_recipe, eval_logits, to_input)
+                    eval_logits, evaluation_of, get_recipe, to_input)
 from .utils import default_device, progress_bar
 
 
@@ -125,18 +125,17 @@ def train_seeds(train_images, train_labels, test_images, test_labels, recipe="fa
               for i, (x, y) in enumerate(zip(images, labels))]
     if len({x.shape for x in images}) != 1:
         raise ValueError(f"the training sets differ in shape: {sorted({tuple(x.shape) for x in images})}")
-    train_images, train_labels = images[0], torch.cat(labels)
     test_images = check_images(test_images, "test_images")
     test_labels = check_labels(test_labels, test_images.shape[0], "test_labels")
     device = torch.device(device) if device is not None else default_device()
-    n_cls = num_classes or int(max(train_labels.max(), test_labels.max())) + 1
+    n_cls = num_classes or int(max(max(y.max() for y in labels), test_labels.max())) + 1
     k = len(seeds)
 
     nets, gens = [], []
     for s in seeds:  # the same initialisation and random stream as train(seed=s)
         torch.manual_seed(s)
-        nets.append(models.get(r.arch, n_cls, image_size=train_images.shape[-1],
-                               in_channels=train_images.shape[1], **r.model_kwargs))
+        nets.append(models.get(r.arch, n_cls, image_size=images[0].shape[-1],
+                               in_channels=images[0].shape[1], **r.model_kwargs))
         gens.append(torch.Generator().manual_seed(s))
     model = GroupedFastNet(nets).to(device)
     if r.channels_last:
@@ -188,9 +187,7 @@ def train_seeds(train_images, train_labels, test_images, test_labels, recipe="fa
         bar.update(1)
     bar.close()
     seconds = time.perf_counter() - t0
-    evaluation = {"curve_images": int(curve_set[1].shape[0]) if curve_set else
-                  int(test_images.shape[0]), "final_images": int(test_images.shape[0]),
-                  "tta": r.tta}
+    evaluation = evaluation_of(curve_set, test_images, r)
     singles = model.split(nets[0].to(device))
     out = []
     for j, s in enumerate(seeds):

@@ -201,6 +201,13 @@ def curve_subset(test_images, test_labels, n: int):
     return subset(test_images, test_labels, n, 0)
 
 
+def evaluation_of(curve_set, test_images, r: Recipe) -> dict:
+    """What a run's curve and final accuracy were measured on (the records' ``evaluation``)."""
+    n = int(test_images.shape[0])
+    return {"curve_images": int(curve_set[1].shape[0]) if curve_set else n, "final_images": n,
+            "tta": r.tta}
+
+
 def defences_in(r: Recipe) -> list:
     """The names of the training-time defence fields ``r`` switches on."""
     return [k for k, off in (("ueraser", 0), ("cutout", 0), ("mix", "none"), ("adv", "none"))
@@ -273,9 +280,7 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
     # the evaluation protocol: the curve's epochs before the last on a fixed subset (seed 0, the
     # same for every run), the last on the whole test set — so the final accuracy is unchanged
     curve_set = curve_subset(test_images, test_labels, r.curve_images)
-    evaluation = {"curve_images": int(curve_set[1].shape[0]) if curve_set else
-                  int(test_images.shape[0]), "final_images": int(test_images.shape[0]),
-                  "tta": r.tta}
+    evaluation = evaluation_of(curve_set, test_images, r)
     curve, train_curve, epoch_seconds = [], [], []
     train_time = before = 0.0
     start = 0

@@ -96,12 +96,8 @@ def _seeded(spec: str, seed: int):
     """The protection of ``spec``; a run's seed also seeds the protection's fit unless the spec
     sets its own ``seed`` (so ``grid(seeds=...)`` varies the fit and the classifier together;
     seed 0 is every protection's default, so earlier records keep their keys)."""
-    import inspect
-
-    name, kw = registry.parse_spec(spec)
-    cls = protections.REGISTRY.cls(name)
-    takes = "seed" in inspect.signature(cls.__init__).parameters
-    return protections.get(spec, **({"seed": seed} if seed and takes and "seed" not in kw else {}))
+    _, kw = registry.parse_spec(spec)
+    return protections.get(spec, **({"seed": seed} if seed and "seed" not in kw else {}))
 
 
 def build_config(protection="none", countermeasure="none", *, arch=None, trainer="fast",

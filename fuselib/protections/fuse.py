@@ -199,13 +199,10 @@ class FuseTrainer:
     def _inputs(self, x, y):
         return x if self.cfg.input == "images" else self.noise[y]
 
-    def _shape(self, d):
-        return band_budget(d, self.cfg)
-
     def _deltas(self, gen_model, x, y):
         """Per-image class-wise perturbations for a batch (class mean of the generator)."""
-        return per_image(self._shape(class_mean(gen_model(self._inputs(x, y)), y,
-                                                self.n_classes)), y)
+        return per_image(band_budget(class_mean(gen_model(self._inputs(x, y)), y,
+                                                 self.n_classes), self.cfg), y)
 
     def _logits(self, model, x, d):
         inp = (x + d).clamp(0, 1) - 0.5
@@ -327,8 +324,8 @@ class FuseTrainer:
             for i in range(0, n - bs + 1, bs):  # the ragged last batch is dropped
                 idx = perm[i:i + bs][rank * local:(rank + 1) * local]
                 xb, yb = x_all[idx].float() / 255, y_all[idx]
-                d = per_image(self._shape(class_mean(G(self._inputs(xb, yb)), yb,
-                                                     self.n_classes)), yb)
+                d = per_image(band_budget(class_mean(G(self._inputs(xb, yb)), yb,
+                                                      self.n_classes), self.cfg), yb)
                 loss, parts = self.generator_loss(self.f, xb, yb, d, gen)
                 self.opt_g.zero_grad(set_to_none=True)
                 loss.backward()
@@ -358,7 +355,7 @@ class FuseTrainer:
         total = torch.zeros(n_classes, ch, h, w, device=self.device)
         counts = torch.zeros(n_classes, device=self.device)
         if self.cfg.input == "noise":
-            d = self._shape(self.G(self.noise[:n_classes]))
+            d = band_budget(self.G(self.noise[:n_classes]), self.cfg)
             return d.clamp(-self.cfg.eps, self.cfg.eps).cpu()
         for i in range(0, len(labels), batch_size):
             x = images[i:i + batch_size].to(self.device).float() / 255
@@ -366,7 +363,7 @@ class FuseTrainer:
             onehot = F.one_hot(y, n_classes).float().T  # matmul: deterministic, unlike index_add
             total += (onehot @ self.G(x).flatten(1)).view_as(total)
             counts += onehot.sum(1)
-        d = self._shape(total / counts.clamp_min(1).view(-1, 1, 1, 1))
+        d = band_budget(total / counts.clamp_min(1).view(-1, 1, 1, 1), self.cfg)
         return d.clamp(-self.cfg.eps, self.cfg.eps).cpu()
 
 
