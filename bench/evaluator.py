@@ -17,6 +17,10 @@ and reports its wall time as a ratio against the plain fast run of the same comm
 two final accuracies (the same training, so they must agree). ``--standard-epochs 0`` skips the
 standard recipe.
 
+``--compile`` also trains the fast recipe under ``torch.compile`` (the recipe's ``compile``
+field; inductor's C++ backend on the CPU) and reports its wall time, compilation included, and
+its training time as ratios against the plain fast run, with both final accuracies.
+
 ``--batched-seeds K`` trains K seeds of the fast recipe as one grouped model
 (:func:`fuselib.batched.train_seeds`) and the same K seeds one after another, and reports the
 ratio of the wall times and each seed's final accuracy both ways.
@@ -98,6 +102,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--curve-images", type=int, default=0,
                     help="also time the subset evaluation protocol with this many test images")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time the fast recipe under torch.compile")
     ap.add_argument("--batched-seeds", type=int, default=0,
                     help="also time K seeds trained as one grouped model against K separate runs")
     ap.add_argument("--json", default=None, help="also write the raw results here")
@@ -120,6 +126,8 @@ def main():
         jobs.pop()
     if args.curve_images:
         jobs.append(("fast", args.fast_epochs, {"curve_images": args.curve_images}))
+    if args.compile:
+        jobs.append(("fast", args.fast_epochs, {"compile": True}))
     for name, ep, extra in jobs:
         over = {**sc.get(name, {}), **extra}
         if ep is not None:
@@ -129,7 +137,7 @@ def main():
         res.pop("model")
         res["flops_per_image"] = train_flops_per_image(r, device)
         res["tflops"] = res["flops_per_image"] * res["images_per_second"] / 1e12
-        key = name + (f"+curve_images={extra['curve_images']}" if extra else "")
+        key = name + "".join(f"+{k}={v}" for k, v in extra.items())
         runs[key] = res
         print(f"\n{key}: {r.arch}, {r.epochs} epochs, batch {r.batch_size}, amp {r.amp}, "
               f"wall {res['seconds']:.1f} s (training {res['train_seconds']:.1f} s)")
@@ -151,6 +159,13 @@ def main():
               f"{sub['accuracy']:.4f} against {fast['accuracy']:.4f} "
               f"(difference {100 * (sub['accuracy'] - fast['accuracy']):+.2f} points); training "
               f"alone {sub['train_seconds']:.1f} s against {fast['train_seconds']:.1f} s")
+    if args.compile:
+        c = runs["fast+compile=True"]
+        print(f"\ntorch.compile: wall {c['seconds']:.1f} s (compilation included) against "
+              f"{fast['seconds']:.1f} s, ratio {fast['seconds'] / c['seconds']:.2f}x; training "
+              f"{c['train_seconds']:.1f} s against {fast['train_seconds']:.1f} s, ratio "
+              f"{fast['train_seconds'] / c['train_seconds']:.2f}x; final accuracy "
+              f"{c['accuracy']:.4f} against {fast['accuracy']:.4f}")
     if "standard" not in runs:
         if args.json:
             Path(args.json).write_text(json.dumps(runs, indent=1, default=str))

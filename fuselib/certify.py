@@ -57,15 +57,31 @@ def order_statistic(n: int, q: float, alpha: float) -> int | None:
     return None
 
 
+# each setting of certify(): (whether a value is in range, what the range is)
+RANGES = {"sigma": (lambda v: v > 0, "> 0"), "n_samples": (lambda v: v >= 1, ">= 1"),
+          "alpha": (lambda v: 0 < v < 1, "in (0, 1)"), "q": (lambda v: 0 < v < 1, "in (0, 1)"),
+          "eta": (lambda v: v >= 0, ">= 0"),
+          "n_eval": (lambda v: v is None or v >= 1, ">= 1 (or None: all)")}
+
+
+def setting_error(name: str, value) -> str | None:
+    """Why ``value`` is out of range for the setting ``name`` of :func:`certify` ("must be > 0,
+    got -1"), or None when it is fine (NaN never is)."""
+    ok, want = RANGES[name]
+    try:
+        good = bool(ok(value))
+    except TypeError:
+        good = False
+    return None if good else f"must be {want}, got {value}"
+
+
 def check_settings(sigma=0.01, n_samples=100, alpha=0.01, q=0.7, eta=0.0, n_eval=None) -> None:
     """Raise a ValueError naming the first setting of :func:`certify` that is out of range."""
-    checks = [("sigma", sigma, sigma > 0, "> 0"), ("n_samples", n_samples, n_samples >= 1, ">= 1"),
-              ("alpha", alpha, 0 < alpha < 1, "in (0, 1)"), ("q", q, 0 < q < 1, "in (0, 1)"),
-              ("eta", eta, eta >= 0, ">= 0"),
-              ("n_eval", n_eval, n_eval is None or n_eval >= 1, ">= 1 (or None: all)")]
-    for name, value, ok, want in checks:
-        if not ok:
-            raise ValueError(f"certify: {name} must be {want}, got {value}")
+    for name, value in (("sigma", sigma), ("n_samples", n_samples), ("alpha", alpha), ("q", q),
+                        ("eta", eta), ("n_eval", n_eval)):
+        why = setting_error(name, value)
+        if why:
+            raise ValueError(f"certify: {name} {why}")
 
 
 def certify(model, test_images, test_labels, sigma: float = 0.01, n_samples: int = 100,

@@ -5,12 +5,154 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import warnings
+from pathlib import Path
 
 import torch
 
 from .experiments import SCALES
+
+DESCRIPTION = """\
+Protect image data with unlearnable examples, and test whether a protection holds.
+
+Also run as: python -m fuselib ...
+Under torchrun: torchrun --nproc_per_node 2 -m fuselib fit fuse --out fuse.pt"""
+
+EPILOG = """\
+protections and countermeasures are named by spec: a name, a name:value (its primary
+parameter) or name:key=value,key=value (see fuselib info); a+b chains countermeasures.
+
+environment:
+  FUSELIB_RESULTS    the results cache (default: results/cache in a source checkout)
+  FUSELIB_MEASURED   the shipped records (default: results/measured); FUSELIB_RECOMPUTE=1
+                     ignores them
+  FUSELIB_DATA       the dataset root (or --data-root)
+  FUSELIB_DEBUG=1    show an error's traceback instead of its one line
+
+examples:
+  fuselib demo
+  fuselib evaluate --protection fuse --countermeasure lowpass:0.25 --scale smoke
+  fuselib grid none em fuse --countermeasures none lowpass:0.25 --scale smoke"""
+
+PACKAGE = Path(__file__).resolve().parent
+# errors that are messages to the user when fuselib raises them (a bad argument, a missing
+# file, a failed check): one line and exit code 2, not a traceback
+USER_ERRORS = (ValueError, KeyError, OSError, RuntimeError)
+
+
+# --------------------------------------------------------------------------- argument checks
+def _count(minimum: int = 1):
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def count(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return count
+
+
+def _nonnegative(text):
+    """An argparse type: a number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _certify_setting(name: str, kind=float):
+    """An argparse type for a setting of :func:`fuselib.certify.certify`, checked by its own
+    range (so ``--q 2`` fails while parsing, naming ``--q``, before anything is trained)."""
+    from .certify import setting_error
+
+    def setting(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        why = setting_error(name, value)
+        if why:
+            raise argparse.ArgumentTypeError(why)
+        return value
+
+    return setting
+
+
+def _check_specs(protection_specs=(), countermeasure_specs=()):
+    """Build every protection and countermeasure named, once, before any work: a bad name or
+    parameter fails now, in one line naming its spec (not after the first runs trained)."""
+    from . import countermeasures, protections
+
+    for spec in protection_specs:
+        protections.get(spec)
+    for spec in countermeasure_specs:
+        countermeasures.get(spec)
+
+
+def _check_cache(args):
+    """Unless ``--no-cache``: the results cache must be writable, checked before the training
+    whose result it would keep."""
+    if not getattr(args, "no_cache", False):
+        from .experiments.store import check_results_writable
+
+        check_results_writable()
+
+
+def _check_output_file(path, flag: str):
+    """A file the command writes at its end (``--csv``): its folder must be writable now."""
+    from .experiments.store import writable_dir
+
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{flag} {path} is a folder; give a file name")
+    writable_dir(path.parent, f"the folder of {flag} {path}")
+
+
+def _short_warning(message, category, filename, lineno, line=None):
+    """Warnings that fuselib gives (an unreadable cache file, ...) as one line each."""
+    if Path(filename).resolve().is_relative_to(PACKAGE):
+        return f"fuselib: warning: {message}\n"
+    return _FORMAT_WARNING(message, category, filename, lineno, line)
+
+
+_FORMAT_WARNING = warnings.formatwarning
+
+
+def _origin(e: BaseException):
+    """The innermost frame that raised ``e``: ``(file, line)``."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return None, None
+    return Path(tb.tb_frame.f_code.co_filename).resolve(), tb.tb_lineno
+
+
+def _report(e: BaseException) -> int:
+    """One line for an error fuselib raised on purpose (exit 2). An error raised elsewhere (in
+    torch, pandas, Python itself: a bare KeyError) may be a bug: its line also says where it
+    came from and how to see the traceback (exit 1)."""
+    message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    print(f"fuselib: error: {message}", file=sys.stderr)
+    where, line = _origin(e)
+    deliberate = (where is None or where.is_relative_to(PACKAGE)) and not (
+        isinstance(e, KeyError) and not (isinstance(message, str) and " " in message))
+    if deliberate:
+        return 2
+    print(f"fuselib: ({type(e).__name__} raised in {where}:{line}; FUSELIB_DEBUG=1 shows the "
+          "traceback)", file=sys.stderr)
+    return 1
 
 
 def _header():
@@ -45,6 +187,7 @@ def cmd_demo(args):
     """The quick end-to-end check: data, its spectrum, one classifier trained and tested."""
     from . import data, experiments, protections, spectral
 
+    _check_cache(args)
     t0 = time.perf_counter()
     _header()
     _data_line("cifar10", args.data_root)
@@ -88,6 +231,8 @@ def cmd_demo(args):
 def cmd_evaluate(args):
     from . import experiments
 
+    _check_specs([args.protection], [args.countermeasure])
+    _check_cache(args)
     r = experiments.run(protection=args.protection, countermeasure=args.countermeasure,
                         arch=args.arch, trainer=args.trainer, scale=args.scale,
                         seed=args.seed, epochs=args.epochs, data_root=args.data_root,
@@ -101,6 +246,44 @@ def cmd_evaluate(args):
               f"{' [cached]' if r['cached'] else ''}")
 
 
+def cmd_evaluate_folder(args):
+    """Train on an image folder (a protected one, say), test on the clean test set."""
+    from .experiments.folders import evaluate_folder
+
+    _check_specs([], [args.countermeasure])
+    _check_cache(args)
+    if not Path(args.folder).is_dir():
+        raise FileNotFoundError(f"image folder {args.folder} does not exist or is not a folder")
+    r = evaluate_folder(args.folder, test=args.test, size=args.size,
+                        countermeasure=args.countermeasure, seed=args.seed, scale=args.scale,
+                        epochs=args.epochs, cache=not args.no_cache, data_root=args.data_root)
+    if args.json:
+        print(json.dumps(r, indent=1, default=str))
+        return
+    print(f"{args.folder} | {args.countermeasure} | {r['recipe']['arch']} at {args.size} px "
+          f"({r['config']['train']['n']} images), tested on clean {r['config']['test']}: "
+          f"accuracy {r['accuracy']:.4f}, peak {r['peak_accuracy']:.4f} (epoch "
+          f"{r['peak_epoch']}), {r['seconds']:.1f} s{' [cached]' if r['cached'] else ''}")
+
+
+def cmd_protect_proof(args):
+    """``fuselib protect`` on Imagenette's train split, then evaluate-folder on it and on the
+    clean copy (fuselib.experiments.folders.protect_proof)."""
+    from .experiments.folders import protect_proof
+
+    if not args.cached_only:
+        _check_cache(args)
+    df = protect_proof(args.workdir, scale=args.scale, size=args.size, seed=args.seed,
+                       data_root=args.data_root, cached_only=args.cached_only)
+    if df.empty:
+        print(f"nothing recorded at scale {args.scale}, {args.size} px, seed {args.seed}")
+        return
+    tab = df.pivot(index="label", columns="countermeasure", values="accuracy") * 100
+    print(f"clean Imagenette val accuracy (%) of a classifier trained on each {args.size}-px "
+          f"training folder, scale {args.scale}, seed {args.seed}:")
+    print(tab.round(2).to_string())
+
+
 def cmd_grid(args):
     """Every protection × countermeasure (or a named plan), one table of clean test accuracy."""
     from . import countermeasures, experiments
@@ -108,6 +291,8 @@ def cmd_grid(args):
 
     common = dict(trainer=args.trainer, data_root=args.data_root, cache=not args.no_cache,
                   measured=not args.recompute)
+    if args.csv:
+        _check_output_file(args.csv, "--csv")
     if args.plan:
         if args.protections or args.countermeasures:
             raise ValueError("--plan names the runs: give no protections or --countermeasures")
@@ -124,6 +309,8 @@ def cmd_grid(args):
                       + (f" | poison ratios {list(b.poison_ratios)}"
                          if b.poison_ratios != (1.0,) else ""))
             return
+        if not args.cached_only:
+            _check_cache(args)
         df = plan.run(args.scale, seeds=args.seeds, cached_only=args.cached_only, **common)
         rows, cols, labels = plan.rows, plan.cols, (plan.labels.get(plan.rows),
                                                    plan.labels.get(plan.cols))
@@ -133,6 +320,9 @@ def cmd_grid(args):
             raise ValueError("name the protections to run, or a plan with --plan NAME")
         cms = args.countermeasures or ["none"]
         cms = "all" if cms == ["all"] else cms
+        _check_specs(args.protections, [] if cms == "all" else cms)
+        if not args.cached_only:
+            _check_cache(args)
         df = experiments.grid(protections=args.protections, countermeasures=cms,
                               scale=args.scale, seeds=args.seeds or [0],
                               cached_only=args.cached_only, **common)
@@ -168,6 +358,8 @@ def cmd_export(args):
     """Copy the cached run records of a scale (and its FUSE generator) to results/measured."""
     from . import experiments
 
+    if args.dest:
+        experiments.store.writable_dir(args.dest, f"--dest {args.dest}")
     files = experiments.export(args.scale, args.dest, fits=tuple(args.fits),
                                runs=not args.fits_only)
     print(f"wrote {len(files)} files" + (f" to {files[0].parent}" if files else ""))
@@ -177,6 +369,8 @@ def cmd_profile(args):
     """Spectral energy of each protection's perturbations in low / mid / high radial bands."""
     from . import experiments, spectral
 
+    _check_specs(args.protections)
+    _check_cache(args)
     edges = [0, 1 / 3, 2 / 3, 1]
     r = spectral.radial_frequency((32, 32))
     share = [float(((r >= lo) & ((r <= hi) if hi == 1 else (r < hi))).float().mean())
@@ -233,7 +427,6 @@ def cmd_certify(args):
     from . import experiments
     from .certify import check_settings
 
-    _header()
     settings = {k: getattr(args, k) for k in experiments.CERTIFY_SETTINGS}
     jobs = [(p, args.countermeasure, args.seed) for p in args.protections]
     if args.plan:
@@ -246,8 +439,12 @@ def cmd_certify(args):
                 for cm in b.countermeasures for s in b.seeds]
     elif not jobs:
         raise ValueError("name the protections to certify, or a plan with --plan NAME")
-    # every setting checked before any classifier is trained (certify's own checks, one each)
+    # every setting, spec and the cache checked before any classifier is trained (the flags
+    # were checked while parsing; a plan's settings are checked here)
     check_settings(**settings)
+    _check_specs({p for p, _, _ in jobs}, {cm for _, cm, _ in jobs})
+    _check_cache(args)
+    _header()
     print(f"scale {args.scale}, " + ", ".join(f"{k} {v}" for k, v in settings.items()))
     print(f"{'protection':40s} {'accuracy':>9s} {'mean(σ)':>9s} {'bound':>9s} {'seconds':>8s}")
     rows = []
@@ -271,6 +468,9 @@ def cmd_fit(args):
 
     settings = {f.name: getattr(args, f.name) for f in fields(FuseConfig)}
     FuseConfig(**settings).check()  # bad settings fail before the data is read
+    _check_output_file(args.out, "--out")
+    if args.checkpoint:
+        _check_output_file(args.checkpoint, "--checkpoint")
     x, y = data.load(args.dataset, "train", args.data_root)
     x, y = data.subset(x, y, args.images, settings["seed"])
     fit_distributed(x, y, args.out, checkpoint=args.checkpoint, device=args.device,
@@ -292,21 +492,54 @@ def cmd_results(args):
 
 def cmd_protect(args):
     """Protect an ImageFolder tree with FUSE (see fuselib.protect)."""
-    from .protect import protect_folder
+    from .protect import DEFAULT_TRAINING, protect_folder
 
-    settings = {"epochs": args.epochs, "portion": args.portion, "batch_size": args.batch_size}
+    training = {"--epochs": args.epochs, "--portion": args.portion,
+                "--batch-size": args.batch_size, "--seed": args.seed, "--device": args.device,
+                "--save-protection": args.save_protection}
+    if args.checkpoint:
+        given = [flag for flag, v in training.items() if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply when training on the spot; "
+                             f"--checkpoint {args.checkpoint} is already trained: drop them")
+        settings = {}
+    else:
+        settings = {k: v if v is not None else DEFAULT_TRAINING[k] for k, v in
+                    {"epochs": args.epochs, "portion": args.portion,
+                     "batch_size": args.batch_size}.items()}
     t0 = time.perf_counter()
-    s = protect_folder(args.input, args.output, checkpoint=args.checkpoint,
-                       train_size=args.train_size, seed=args.seed,
-                       **({} if args.checkpoint else settings))
-    print(f"wrote {s['written']} protected PNGs to {args.output} "
-          f"(max |δ| {s['max_abs_delta']}/255, min PSNR {s['min_psnr_db']:.1f} dB) in "
-          f"{time.perf_counter() - t0:.0f} s; manifest {s['manifest']}")
-    if s["skipped"]:
-        print(f"skipped {s['skipped']} unreadable file(s): see the manifest", file=sys.stderr)
+    try:
+        s = protect_folder(args.input, args.output, checkpoint=args.checkpoint, size=args.size,
+                           seed=args.seed, device=args.device,
+                           save_protection=args.save_protection, resume=args.resume,
+                           overwrite=args.overwrite, force=args.force, **settings)
+    except KeyboardInterrupt as e:
+        print(f"fuselib: {e.args[0] if e.args else 'interrupted'}", file=sys.stderr)
+        raise SystemExit(130) from None
+    for w in s["warnings"]:
+        print(f"fuselib: warning: {w}", file=sys.stderr)
     if args.save_protection:
-        s["protection"].save(args.save_protection)
-        print(f"saved the FUSE protection to {args.save_protection} (reuse with --checkpoint)")
+        print(f"saved the FUSE protection to {args.save_protection} (reuse with --checkpoint; "
+              "keep it private: it holds the class patterns)")
+    kept = f" (kept {s['resumed']} from the earlier run)" if s["resumed"] else ""
+    quality = (f"max |δ| {s['max_abs_delta']}/255, min PSNR {s['min_psnr_db']:.1f} dB"
+               if s["min_psnr_db"] is not None else "no image written")
+    print(f"wrote {s['written']} protected PNGs{kept} to {args.output} ({quality}; patterns "
+          f"{s['size'][0]}x{s['size'][1]}) in {time.perf_counter() - t0:.0f} s; manifest "
+          f"{s['manifest']}")
+    if s["skipped"]:
+        print(f"skipped {s['skipped']} file(s): see the manifest's status column",
+              file=sys.stderr)
+
+
+def _one_run_flags(p, scale: dict, seed: dict, no_cache: dict) -> None:
+    """The flags of a command that trains one classifier (evaluate, evaluate-folder)."""
+    p.add_argument("--scale", **scale)
+    p.add_argument("--seed", **seed)
+    p.add_argument("--epochs", type=_count(), default=None,
+                   help="training epochs (default: the scale's for the trainer)")
+    p.add_argument("--no-cache", **no_cache)
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
 
 
 def _parse_bool(text: str) -> bool:
@@ -323,8 +556,8 @@ def _fit_fuse_parser(p):
     from .protections.fuse import FuseConfig
 
     p.add_argument("--out", required=True, help="where rank 0 writes the fitted protection")
-    p.add_argument("--dataset", default="cifar10")
-    p.add_argument("--images", type=int, default=None,
+    p.add_argument("--dataset", default="cifar10", help="dataset to fit on (default cifar10)")
+    p.add_argument("--images", type=_count(), default=None,
                    help="training images, a class-balanced subset (default: all)")
     p.add_argument("--checkpoint", default=None, help="resume from / write to this file")
     p.add_argument("--device", default=None,
@@ -340,37 +573,82 @@ def _fit_fuse_parser(p):
 
 
 def main(argv=None):
-    from .version import __version__
+    from . import models
     from .experiments import plans
+    from .version import __version__
 
-    ap = argparse.ArgumentParser(prog="fuselib", description=__doc__,
+    ap = argparse.ArgumentParser(prog="fuselib", description=DESCRIPTION, epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"fuselib {__version__}")
-    ap.add_argument("--data-root", default=None, help="dataset root (default: see fuselib.data)")
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    ap.add_argument("--data-root", default=None,
+                    help="dataset root (default: $FUSELIB_DATA, else see fuselib.data)")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    # flags shared by the commands that train
+    scale = dict(default="ci", choices=list(SCALES),
+                 help="how much data and training: " + ", ".join(SCALES) + " (default ci; smoke "
+                      "takes seconds, ci 1-2 minutes a run on 2 CPU cores)")
+    trainer = dict(default="fast", choices=["fast", "standard"],
+                   help="the classifier's recipe: fast (a small fastnet, CPU-friendly; default) "
+                        "or standard (ResNet-18)")
+    seed = dict(type=int, default=0,
+                help="seed of the classifier's training and of the protection's fit (default 0)")
+    no_cache = dict(action="store_true",
+                    help="recompute even if cached, and write nothing to the results cache")
 
     p = sub.add_parser("info", help="versions, data integrity, registered methods")
-    p.add_argument("--dataset", default="cifar10")
+    p.add_argument("--dataset", default="cifar10", help="dataset to check (default cifar10)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("demo", help="the quick end-to-end check")
-    p.add_argument("--scale", default="ci", choices=list(SCALES))
-    p.add_argument("--trainer", default="fast", choices=["fast", "standard"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-cache", action="store_true", help="recompute even if cached")
+    p.add_argument("--scale", **scale)
+    p.add_argument("--trainer", **trainer)
+    p.add_argument("--seed", **seed)
+    p.add_argument("--no-cache", **no_cache)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("evaluate", help="train on (protected, countermeasured) data, test clean")
-    p.add_argument("--protection", default="none")
-    p.add_argument("--countermeasure", default="none")
-    p.add_argument("--arch", default=None)
-    p.add_argument("--trainer", default="fast", choices=["fast", "standard"])
-    p.add_argument("--scale", default="ci", choices=list(SCALES))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--no-cache", action="store_true")
-    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--protection", default="none",
+                   help="protection spec applied to the training data, e.g. fuse, em:sample, "
+                        "random:eps=0.02 (default none: clean data)")
+    p.add_argument("--countermeasure", default="none",
+                   help="countermeasure spec the attacker applies, e.g. lowpass:0.25, jpeg:10, "
+                        "jpeg:10+lowpass:0.25 (default none)")
+    p.add_argument("--arch", default=None, choices=models.names(),
+                   help="classifier architecture (default: the trainer's, fastnet for fast)")
+    p.add_argument("--trainer", **trainer)
+    one_run = dict(scale=scale, seed=seed, no_cache=no_cache)
+    _one_run_flags(p, **one_run)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("evaluate-folder",
+                       help="train on an image folder (e.g. fuselib protect's output), test on "
+                            "a clean test set")
+    p.add_argument("folder", help="ImageFolder tree FOLDER/<class>/<images>; its class names "
+                                  "must be the test set's")
+    p.add_argument("--test", default="imagenette", choices=["imagenette"],
+                   help="the dataset whose clean test split is the test (default imagenette)")
+    p.add_argument("--size", type=_count(8), default=64,
+                   help="train and test at this many pixels square (default 64)")
+    p.add_argument("--countermeasure", default="none",
+                   help="filter the attacker applies to the folder's images, e.g. lowpass:0.25 "
+                        "(default none)")
+    _one_run_flags(p, **one_run)
+    p.set_defaults(func=cmd_evaluate_folder)
+
+    p = sub.add_parser("protect-proof",
+                       help="protect Imagenette's train split with fuselib protect, then train "
+                            "on it and on the clean copy (clean val accuracy)")
+    p.add_argument("--workdir", default="results/cache/protect_proof",
+                   help="where the resized copy, the protected folder and the protection go "
+                        "(reused when there)")
+    p.add_argument("--size", type=_count(8), default=64,
+                   help="the resolution the images are published and trained at (default 64)")
+    p.add_argument("--scale", **scale)
+    p.add_argument("--seed", **seed)
+    p.add_argument("--cached-only", action="store_true",
+                   help="print what is recorded, compute nothing")
+    p.set_defaults(func=cmd_protect_proof, no_cache=False)
 
     p = sub.add_parser("grid", help="protections x countermeasures (or a named plan) -> "
                                     "accuracy table")
@@ -378,13 +656,14 @@ def main(argv=None):
     p.add_argument("--countermeasures", nargs="+", default=None,
                    help="countermeasure specs, or 'all' for the whole suite (default: none)")
     p.add_argument("--plan", default=None, choices=plans.names(),
-                   help="run (or with --cached-only, print) a named plan of fuselib.experiments.plans")
+                   help="run (or with --cached-only, print) a named plan of "
+                        "fuselib.experiments.plans")
     p.add_argument("--list", action="store_true", help="with --plan: list its runs, run nothing")
-    p.add_argument("--trainer", default="fast", choices=["fast", "standard"])
-    p.add_argument("--scale", default="ci", choices=list(SCALES))
+    p.add_argument("--trainer", **trainer)
+    p.add_argument("--scale", **scale)
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="classifier and fit seeds (default 0; a plan's own seeds)")
-    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--no-cache", **no_cache)
     p.add_argument("--recompute", action="store_true",
                    help="ignore the records shipped in results/measured (the cache still counts)")
     p.add_argument("--cached-only", action="store_true",
@@ -392,11 +671,13 @@ def main(argv=None):
                         "shipped records)")
     p.add_argument("--markdown", action="store_true",
                    help="print the table as Markdown (final accuracy, peak in brackets if higher)")
-    p.add_argument("--csv", default=None, help="also write the tidy table here")
+    p.add_argument("--csv", default=None,
+                   help="also write the tidy table (one row a run) to this CSV file")
     p.set_defaults(func=cmd_grid)
 
     p = sub.add_parser("export", help="copy cached run records of a scale to results/measured")
-    p.add_argument("--scale", default="cpu", choices=list(SCALES))
+    p.add_argument("--scale", default="cpu", choices=list(SCALES),
+                   help="the scale whose records are copied (default cpu)")
     p.add_argument("--dest", default=None, help="default: results/measured in this checkout")
     p.add_argument("--fits", nargs="*", default=["fuse"],
                    help="protections whose fitted state is copied too (default: fuse)")
@@ -405,17 +686,19 @@ def main(argv=None):
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("profile", help="spectral energy profile of protections' perturbations")
-    p.add_argument("protections", nargs="+")
-    p.add_argument("--scale", default="ci", choices=list(SCALES))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("protections", nargs="+", help="protection specs, e.g. random lsp fuse")
+    p.add_argument("--scale", **scale)
+    p.add_argument("--seed", type=int, default=0, help="seed of the protection's fit (default 0)")
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("verify", help="recompute shipped records from scratch and compare")
-    p.add_argument("--scale", default="cpu", choices=list(SCALES))
-    p.add_argument("--sample", type=int, default=3, help="how many records, drawn at random")
+    p.add_argument("--scale", default="cpu", choices=list(SCALES),
+                   help="the scale of the shipped records (default cpu)")
+    p.add_argument("--sample", type=_count(), default=3,
+                   help="how many records, drawn at random (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random draw")
     p.add_argument("--keys", nargs="*", default=None, help="verify these record keys instead")
-    p.add_argument("--tolerance", type=float, default=None,
+    p.add_argument("--tolerance", type=_nonnegative, default=None,
                    help="largest accepted accuracy difference (default 0.005 = 0.5 points); "
                         "with --fits, mean grey-level difference (default 0.5 of 255)")
     p.add_argument("--fits", nargs="*", default=None,
@@ -429,34 +712,62 @@ def main(argv=None):
                                                     if plans.get(n).kind == "certify"],
                    help="certify a named plan (its protections and settings)")
     p.add_argument("--countermeasure", default="none",
-                   help="countermeasure the classifier is trained under (default none)")
-    p.add_argument("--scale", default="ci", choices=list(SCALES))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sigma", type=float, default=0.01, help="weight-noise std (default 0.01)")
-    p.add_argument("--n-samples", type=int, default=100, help="weight draws (default 100)")
-    p.add_argument("--n-eval", type=int, default=None,
-                   help="certify on the first N test images (default all; each draw evaluates them)")
-    p.add_argument("--alpha", type=float, default=0.01, help="1 - confidence (default 0.01)")
-    p.add_argument("--q", type=float, default=0.7, help="accuracy quantile (default 0.7)")
-    p.add_argument("--eta", type=float, default=0.0, help="certified weight radius (default 0)")
-    p.add_argument("--no-cache", action="store_true")
+                   help="countermeasure spec the classifier is trained under (default none)")
+    p.add_argument("--scale", **scale)
+    p.add_argument("--seed", **seed)
+    p.add_argument("--sigma", type=_certify_setting("sigma"), default=0.01,
+                   help="weight-noise std, > 0 (default 0.01)")
+    p.add_argument("--n-samples", type=_certify_setting("n_samples", int), default=100,
+                   help="weight draws, >= 1 (default 100)")
+    p.add_argument("--n-eval", type=_certify_setting("n_eval", int), default=None,
+                   help="certify on the first N test images (default all; each draw evaluates "
+                        "them)")
+    p.add_argument("--alpha", type=_certify_setting("alpha"), default=0.01,
+                   help="1 - confidence, in (0, 1) (default 0.01)")
+    p.add_argument("--q", type=_certify_setting("q"), default=0.7,
+                   help="accuracy quantile, in (0, 1) (default 0.7)")
+    p.add_argument("--eta", type=_certify_setting("eta"), default=0.0,
+                   help="certified weight radius, >= 0 (default 0)")
+    p.add_argument("--no-cache", **no_cache)
     p.set_defaults(func=cmd_certify)
 
     p = sub.add_parser("protect", help="protect an image folder (class = sub-folder) with FUSE")
-    p.add_argument("input", help="ImageFolder tree: INPUT/<class>/<images>")
-    p.add_argument("output", help="where the protected PNG tree and manifest.csv go")
-    p.add_argument("--checkpoint", default=None, help="a saved fuse protection (else train one)")
-    p.add_argument("--save-protection", default=None, help="save the trained protection here")
-    p.add_argument("--train-size", type=int, default=32, help="training resolution")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--portion", type=float, default=1.0)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
+    from .protect import DEFAULT_TRAINING
+    p.add_argument("input", help="ImageFolder tree: INPUT/<class>/<images> (never written to)")
+    p.add_argument("output", help="an empty (or new) folder for the protected PNG tree and "
+                                  "manifest.csv")
+    p.add_argument("--checkpoint", default=None,
+                   help="a saved fuse protection to apply (else one is trained on the spot; "
+                        "the training flags below are then an error)")
+    p.add_argument("--size", "--train-size", dest="size", type=int, default=None,
+                   help="working size S: the resolution the images will be used at; class "
+                        "patterns are S×S, tiled over larger photos (default 64 when training, "
+                        "the checkpoint's otherwise)")
+    p.add_argument("--resume", action="store_true",
+                   help="finish an earlier run into OUTPUT: keep the files its manifest lists "
+                        "whose source and output hashes still match, write the rest")
+    p.add_argument("--overwrite", action="store_true",
+                   help="remove what an earlier run wrote into OUTPUT (per its manifest) first")
+    p.add_argument("--force", action="store_true",
+                   help="protect a folder of one class (one pattern for every image)")
+    p.add_argument("--save-protection", default=None,
+                   help="training: save the trained protection here right after training "
+                        "(outside INPUT and OUTPUT; keep it private)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"training: FUSE epochs (default {DEFAULT_TRAINING['epochs']})")
+    p.add_argument("--portion", type=float, default=None,
+                   help="training: share of the images the generator trains on, in (0, 1] "
+                        f"(default {DEFAULT_TRAINING['portion']})")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"training: batch size (default {DEFAULT_TRAINING['batch_size']})")
+    p.add_argument("--seed", type=int, default=None, help="training: random seed (default 0)")
+    p.add_argument("--device", default=None,
+                   help="training: cpu, cuda, cuda:1, mps (default: a GPU when there is one)")
     p.set_defaults(func=cmd_protect)
 
     p = sub.add_parser("fit", help="fit FUSE (also under torchrun: one share of every batch a "
                                    "process) and save the protection")
-    fit = p.add_subparsers(dest="method", required=True)
+    fit = p.add_subparsers(dest="method", required=True, metavar="METHOD")
     _fit_fuse_parser(fit.add_parser("fuse", help="FUSE; every FuseConfig field is a flag"))
 
     p = sub.add_parser("results", help="write RESULTS.md and the README's generated blocks "
@@ -466,11 +777,17 @@ def main(argv=None):
     p.set_defaults(func=cmd_results)
 
     args = ap.parse_args(argv)
+    # a bad argument, path or setting: one line and exit code 2; FUSELIB_DEBUG=1 re-raises
+    debug = os.environ.get("FUSELIB_DEBUG", "0") not in ("", "0")
+    warnings.formatwarning = _short_warning
     try:
         args.func(args)
-    except (KeyError, ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"fuselib: error: {e.args[0] if e.args else e}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as e:
+        if debug:
+            raise
+        return _report(e)
+    finally:
+        warnings.formatwarning = _FORMAT_WARNING
     return 0
 
 

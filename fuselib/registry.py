@@ -49,11 +49,17 @@ class Configurable:
 
     name = "?"       # set by Registry.register
     primary = None   # the parameter a spec's bare value sets ("lowpass:0.25" -> cutoff)
+    # parameters added after runs were cached and shipped: left out of config() while at these
+    # values, so every older record's key (a hash of the config) stays what it was
+    later_defaults: dict = {}
 
     def config(self) -> dict:
-        """The constructor arguments that rebuild this object."""
+        """The constructor arguments that rebuild this object (those in ``later_defaults``
+        only where they differ from it)."""
         params = inspect.signature(type(self).__init__).parameters
-        return {p: getattr(self, p) for p in params if p != "self"}
+        later = self.later_defaults
+        return {p: getattr(self, p) for p in params
+                if p != "self" and not (p in later and getattr(self, p) == later[p])}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
@@ -104,4 +110,25 @@ class Registry:
                 raise ValueError(
                     f"{self.kind} {name!r} has no parameter(s) {unknown}; it takes {allowed}"
                 )
-        return cls(**spec_kwargs)
+        try:
+            return cls(**spec_kwargs)
+        except ValueError as e:  # a bad parameter value: say which spec it came from
+            msg = str(e.args[0]) if e.args else str(e)
+            if msg.startswith(f"{self.kind} "):  # a nested spec (a chain's member) named itself
+                raise
+            raise ValueError(f"{self.kind} {spec.strip()!r}: {msg}") from e
+
+
+def check_count(name: str, value, minimum: int = 1) -> int:
+    """``value`` as an int, or a one-line ValueError naming the parameter: a whole number (an
+    int, or a float such as ``3.0``; not a bool or a string) of at least ``minimum``. For the
+    counts of an ``__init__`` (steps, epochs, batch sizes), where 0 or fewer would silently do
+    nothing, divide by zero or cache an empty fit."""
+    try:
+        number = int(value)
+        ok = number == value and not isinstance(value, (bool, str))
+    except (TypeError, ValueError, OverflowError):
+        number, ok = None, False
+    if not ok or number < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return number

@@ -46,6 +46,9 @@ class Recipe:
     warmup: float = 0.2             # fraction of steps spent rising (onecycle)
     label_smoothing: float = 0.2
     translate: int = 2              # random shift in pixels (pad, then crop)
+    crop_scale: float = 0.0         # > 0: random resized crop of area share in [crop_scale, 1]
+                                    # and aspect ratio in [3/4, 4/3] back to the image's size
+                                    # (ImageNet-style training; 0: off)
     pad_mode: str = "reflect"       # "reflect" or "constant" (zeros)
     flip: bool = True
     tta: bool = True                # average the logits of the image and its mirror at test
@@ -96,6 +99,9 @@ def get_recipe(recipe="fast", **overrides) -> Recipe:
         raise ValueError(f"mix must be 'none', 'mixup' or 'cutmix', got {r.mix!r}")
     if r.adv not in ("none", "linf", "l2"):
         raise ValueError(f"adv must be 'none', 'linf' or 'l2', got {r.adv!r}")
+    if not 0.0 <= r.crop_scale <= 1.0:
+        raise ValueError(f"crop_scale must be in [0, 1] (0: no random resized crop), "
+                         f"got {r.crop_scale}")
     if r.cutout < 0 or r.ueraser < 0 or r.adv_steps < 0 or r.curve_images < 0:
         raise ValueError("cutout, ueraser, adv_steps and curve_images must be >= 0")
     return r
@@ -141,6 +147,28 @@ def augment(x: torch.Tensor, gen: torch.Generator, translate: int, pad_mode: str
         bi = torch.arange(b, device=x.device)[:, None, None]
         x = xp[bi, :, rows, cols].permute(0, 3, 1, 2)  # (B,H,W,C) -> (B,C,H,W), channels_last
     return x
+
+
+def random_resized_crop(x: torch.Tensor, gen: torch.Generator, scale_min: float,
+                        ratio=(3 / 4, 4 / 3)) -> torch.Tensor:
+    """torchvision's ``RandomResizedCrop`` for a whole batch at once: for each image a box of
+    area share ``U(scale_min, 1)`` and aspect ratio log-uniform in ``ratio`` (shrunk to fit the
+    image), resampled bilinearly back to the image's size by one ``roi_align`` call. One set of
+    random draws per image from the CPU generator ``gen``."""
+    from torchvision.ops import roi_align
+
+    b, _, h, w = x.shape
+    area = torch.empty(b).uniform_(scale_min, 1.0, generator=gen) * h * w
+    logr = torch.empty(b).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=gen)
+    aspect = logr.exp()
+    bw = (area * aspect).sqrt().clamp(1, w)
+    bh = (area / aspect).sqrt().clamp(1, h)
+    x0 = torch.rand(b, generator=gen) * (w - bw)
+    y0 = torch.rand(b, generator=gen) * (h - bh)
+    boxes = torch.stack([torch.arange(b, dtype=torch.float32), x0, y0, x0 + bw, y0 + bh], 1)
+    out = roi_align(x.float(), boxes.to(x.device), (h, w), spatial_scale=1.0,
+                    sampling_ratio=1, aligned=True)  # one sample a bin: crops only enlarge
+    return out.to(x.dtype)
 
 
 def eval_logits(model: nn.Module, x: torch.Tensor, amp: str, tta: bool,
@@ -285,7 +313,8 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
     train_time = before = 0.0
     start = 0
     if checkpoint is not None:
-        rec = {k: v for k, v in asdict(r).items() if k != "curve_images" or v}  # as before it
+        rec = {k: v for k, v in asdict(r).items()  # fields added later: as before them when off
+               if k not in ("curve_images", "crop_scale") or v}
         stamp = {"recipe": rec, "seed": int(seed), "num_classes": n_cls,
                  "data": _fingerprint(train_images, train_labels, test_images, test_labels)}
         state = _load_checkpoint(checkpoint, stamp)
@@ -309,7 +338,10 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
         correct = seen = 0
         for i in range(steps_per_epoch):
             idx = perm[i * bs:(i + 1) * bs]
-            x = augment(to_input(xs[idx]), gen, r.translate, r.pad_mode, r.flip)
+            x = to_input(xs[idx])
+            if r.crop_scale:
+                x = random_resized_crop(x, gen, r.crop_scale)
+            x = augment(x, gen, r.translate, r.pad_mode, r.flip)
             y = ys[idx]
             y2, lam = None, 1.0
             for d in defences:

@@ -63,6 +63,15 @@ def cutoff_view(clean: torch.Tensor, protected: torch.Tensor, kind: str = "lowpa
     return fig, spec, text
 
 
+def _bundle(fig) -> dict:
+    """A plotly figure as display data: the default renderer's (JupyterLab's plotly JSON,
+    Colab's HTML), or the plotly JSON where no renderer is set (a plain Python process)."""
+    import plotly.io as pio
+
+    return fig._repr_mimebundle_() or pio.renderers["plotly_mimetype"].to_mimebundle(
+        fig.to_dict())
+
+
 def cutoff_explorer(clean: torch.Tensor, protected: torch.Tensor, table=None,
                     cutoffs=None, eps: float = 8 / 255, scale=None):
     """Slider + toggle + image index; returns the widget box (display it in Jupyter)."""
@@ -83,10 +92,12 @@ def cutoff_explorer(clean: torch.Tensor, protected: torch.Tensor, table=None,
                                       slider.value, table, eps, scale)
         label.value = f"<b>{text}</b> <i>(scale: {scale})</i>"
         # set the Output widget's state directly rather than capturing with `with out:`, which
-        # hangs papermill/nbclient (no frontend to acknowledge the capture)
-        out.outputs = ()
-        out.append_display_data(fig)
-        out.append_display_data(spec)
+        # hangs papermill/nbclient (no frontend to acknowledge the capture); and not with
+        # `out.append_display_data(fig)`: IPython's formatter calls a plotly figure's
+        # `_ipython_display_`, which shows it in the current cell (the first draw, above the
+        # widget) and gives the Output nothing, so a slider move redrew nothing in a browser
+        out.outputs = tuple({"output_type": "display_data", "data": _bundle(f),
+                             "metadata": {}} for f in (fig, spec))
 
     for w in (slider, kind, index):
         w.observe(redraw, names="value")

@@ -134,3 +134,32 @@ def test_load_folder_errors(tmp_path):
 
 def test_version():
     assert fuselib.__version__.count(".") == 2
+
+
+def test_explicit_root_that_does_not_exist_is_an_error(tmp_path, monkeypatch):
+    # $FUSELIB_DATA set to a folder that is not there: an error naming it, no silent fall-back
+    monkeypatch.setenv("FUSELIB_DATA", str(tmp_path / "nonexistent"))
+    for call in (lambda: data.find("cifar10"), lambda: data.load("cifar10", "test"),
+                 lambda: data.info("cifar10"), lambda: data.classes("imagenette")):
+        with pytest.raises(data.DataError, match=r"FUSELIB_DATA=.*nonexistent does not exist"):
+            call()
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("FUSELIB_DATA", str(tmp_path / "a_file"))
+    with pytest.raises(data.DataError, match="FUSELIB_DATA=.*a_file is not a directory"):
+        data.find("cifar10")
+    monkeypatch.setenv("FUSELIB_DATA", "")  # empty is unset: the default search
+    assert data.find("cifar10") == SHARED
+    monkeypatch.delenv("FUSELIB_DATA")
+    with pytest.raises(data.DataError, match=r"root=.*nowhere does not exist"):
+        data.load("cifar10", root=tmp_path / "nowhere")
+
+
+def test_size_resizes_any_dataset():
+    x, y = data.load("cifar10", "test")
+    x16, y16 = data.load("cifar10", "test", size=16)
+    assert x16.shape == (10000, 3, 16, 16) and x16.dtype == torch.uint8
+    assert torch.equal(y, y16)
+    assert torch.equal(x16[:5], torch.stack([data.resize(im, 16) for im in x[:5]]))
+    assert torch.equal(data.load("cifar10:16", "test")[0], x16)
+    assert data.info("cifar10:16").key == f"cifar10:16/{data.info('cifar10').variant}"
+    assert torch.equal(data.load("cifar10:32", "test")[0], x)  # the default size: unchanged

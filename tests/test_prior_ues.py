@@ -176,3 +176,23 @@ def test_rem_minimises_the_loss_under_attack(small):
         p.apply(x[:3], y[:3])
     with pytest.raises(ValueError, match="rho"):
         protections.get("rem", rho=2.0)
+
+
+@pytest.mark.parametrize("spec", ["em:max_rounds=2,train_steps=2",
+                                  "pue:max_rounds=2,train_steps=2",
+                                  "tap:steps=2,surrogate_epochs=1",
+                                  "rem:train_steps=2,steps=1,adv_steps=1,regen_batch_size=64"])
+def test_fast_surrogate_keeps_the_budget_and_the_old_keys(small, spec):
+    """``fast`` (bf16 autocast + channels_last for the surrogate) is a cost setting: off, it is
+    absent from the config, so every shipped fit keeps its key; on, the fit keeps the budget."""
+    from fuselib.experiments import config_key, describe
+
+    x, y = small
+    plain = protections.get(spec)
+    assert "fast" not in plain.config() and plain.fast is False
+    fast = protections.get(spec + ",fast=True")
+    assert fast.config()["fast"] is True
+    assert config_key(describe(plain)) != config_key(describe(fast))
+    out = fast.fit(x, y).apply(x, y)
+    assert out.dtype == torch.uint8 and int((out.int() - x.int()).abs().max()) <= 8
+    assert protections.get(spec + ",fast=False").config() == plain.config()

@@ -9,7 +9,7 @@ from PIL import Image
 from fuselib import cli, data, protections
 from fuselib.protect import protect_folder
 
-QUICK = dict(epochs=1, portion=1.0, batch_size=8, surrogate_steps=2)
+QUICK = dict(size=32, epochs=1, portion=1.0, batch_size=8, surrogate_steps=2)
 
 
 def _tree(root, sizes, gray=True):
@@ -30,7 +30,7 @@ def _tree(root, sizes, gray=True):
 def test_protect_mixed_sizes(tmp_path, sizes):
     same = len(set(sizes)) == 1
     src = _tree(tmp_path / "in", sizes, gray=not same)
-    # equal sizes: the generator's class means at native size; mixed: resized class patterns
+    # the class patterns (32x32) are tiled over every image, whatever its size
     s = protect_folder(src, tmp_path / "out", **QUICK, input="images" if same else "noise")
     n = 8 if same else 9
     assert s["written"] == n and s["skipped"] == 1 and s["max_abs_delta"] <= 8
@@ -52,8 +52,8 @@ def test_protect_mixed_sizes(tmp_path, sizes):
 def test_protect_with_a_saved_protection_and_refusals(tmp_path, capsys):
     src = _tree(tmp_path / "in", [(32, 32)] * 3)
     saved = tmp_path / "fuse.pt"
-    assert cli.main(["protect", str(src), str(tmp_path / "out1"), "--epochs", "1",
-                     "--batch-size", "6", "--save-protection", str(saved)]) == 0
+    assert cli.main(["protect", str(src), str(tmp_path / "out1"), "--epochs", "1", "--size",
+                     "32", "--batch-size", "6", "--save-protection", str(saved)]) == 0
     assert "wrote 7 protected PNGs" in capsys.readouterr().out
     assert protections.load(saved).name == "fuse"
     s = protect_folder(src, tmp_path / "out2", checkpoint=saved)

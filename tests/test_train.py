@@ -138,3 +138,26 @@ def test_curve_images_enters_the_config_only_when_set():
     assert "curve_images" not in plain["recipe"]  # records made before it keep their keys
     sub, _, _ = E.build_config(recipe={"curve_images": 2000})
     assert sub["recipe"]["curve_images"] == 2000 and E.config_key(sub) != E.config_key(plain)
+
+
+def test_random_resized_crop_is_batched_seeded_and_exact_on_the_whole_image():
+    from fuselib.train import random_resized_crop
+
+    x = torch.rand(6, 3, 16, 20)
+    gen = torch.Generator().manual_seed(0)
+    whole = random_resized_crop(x, gen, 1.0, ratio=(1.25, 1.25))  # area 1, w/h of the image
+    assert torch.allclose(whole, x, atol=1e-5)
+    a = random_resized_crop(x, torch.Generator().manual_seed(1), 0.35)
+    b = random_resized_crop(x, torch.Generator().manual_seed(1), 0.35)
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert not torch.allclose(a, x)  # crops differ from the image, and from one another
+    assert a.min() >= x.min() - 1e-6 and a.max() <= x.max() + 1e-6  # bilinear: no overshoot
+
+
+def test_crop_scale_is_checked_and_off_by_default_keeps_the_keys():
+    from fuselib.experiments.scales import recipe_config
+
+    with pytest.raises(ValueError, match="crop_scale"):
+        T.get_recipe("fast", crop_scale=1.5)
+    assert "crop_scale" not in recipe_config(T.get_recipe("fast"))
+    assert recipe_config(T.get_recipe("fast", crop_scale=0.35))["crop_scale"] == 0.35

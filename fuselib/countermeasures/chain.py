@@ -14,6 +14,8 @@ class Chain(Countermeasure):
     def __init__(self, steps=("none",)):
         if isinstance(steps, str):
             steps = steps.split("+")
+        if not isinstance(steps, (list, tuple)):
+            raise ValueError(f"chain needs countermeasure specs joined by '+', got {steps!r}")
         self.steps = [str(s).strip() for s in steps]
         if not self.steps or any(not s for s in self.steps):
             raise ValueError(f"chain needs one or more countermeasure specs, got {steps!r}")

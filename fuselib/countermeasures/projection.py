@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..registry import check_count
 from . import REGISTRY
 from .base import Countermeasure
 
@@ -25,10 +26,10 @@ class OrthogonalProjection(Countermeasure):
     needs_labels = True
 
     def __init__(self, epochs: int = 20, lr: float = 0.1, batch_size: int = 1024, seed: int = 0):
-        if int(epochs) < 1 or int(batch_size) < 1 or float(lr) <= 0:
-            raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
-        self.epochs, self.lr, self.batch_size, self.seed = int(epochs), float(lr), int(
-            batch_size), int(seed)
+        if not float(lr) > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        self.epochs, self.lr = check_count("epochs", epochs), float(lr)
+        self.batch_size, self.seed = check_count("batch_size", batch_size), int(seed)
 
     def fit_directions(self, images, labels) -> torch.Tensor:
         """Train the linear model; return its orthonormalised class directions ``(C, D)``."""

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..registry import check_count
 from . import REGISTRY
 from .base import Countermeasure
 
@@ -50,8 +51,11 @@ class RateLimitedVAE(Countermeasure):
 
     def __init__(self, rate: float = 0.5, latent: int = 8, epochs: int = 5, beta: float = 10.0,
                  lr: float = 1e-3, batch_size: int = 256, width: int = 48, seed: int = 0):
-        if float(rate) <= 0 or int(latent) < 1 or int(epochs) < 1 or int(batch_size) < 1:
-            raise ValueError("rate must be > 0; latent, epochs and batch_size >= 1")
+        if not float(rate) > 0:
+            raise ValueError(f"rate must be > 0, got {rate}")
+        for name, v in (("latent", latent), ("epochs", epochs), ("batch_size", batch_size),
+                        ("width", width)):
+            check_count(name, v)
         self.rate, self.latent, self.epochs, self.beta = float(rate), int(latent), int(epochs), float(beta)
         self.lr, self.batch_size, self.width, self.seed = float(lr), int(batch_size), int(width), int(seed)
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..registry import check_count
 from . import REGISTRY
 from .base import Countermeasure
 
@@ -24,9 +25,9 @@ class MeanFilter(Countermeasure):
     """``size``×``size`` box blur (reflect padding)."""
 
     def __init__(self, size: int = 3):
-        if int(size) < 1 or int(size) % 2 == 0:
+        self.size = check_count("size", size)
+        if self.size % 2 == 0:
             raise ValueError(f"size must be an odd number >= 1, got {size}")
-        self.size = int(size)
 
     def transform(self, x):
         return F.avg_pool2d(_pad(x, self.size), self.size, stride=1)
@@ -71,9 +72,9 @@ class BitDepthReduction(Countermeasure):
     """Quantise each channel to ``bits`` bits (2 in the protocol: 4 levels)."""
 
     def __init__(self, bits: int = 2):
-        if not 1 <= int(bits) <= 8:
+        self.bits = check_count("bits", bits)
+        if self.bits > 8:
             raise ValueError(f"bits must be in 1..8, got {bits}")
-        self.bits = int(bits)
 
     def transform(self, x):
         levels = 2**self.bits - 1
@@ -115,9 +116,9 @@ class JPEG(Countermeasure):
     ``quality`` 1–100."""
 
     def __init__(self, quality: int = 10):
-        if not 1 <= int(quality) <= 100:
+        self.quality = check_count("quality", quality)
+        if self.quality > 100:
             raise ValueError(f"quality must be in 1..100, got {quality}")
-        self.quality = int(quality)
 
     def __call__(self, images, labels=None):
         from PIL import Image

@@ -33,6 +33,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..registry import check_count
 from . import REGISTRY
 from .base import PassThrough
 
@@ -174,9 +175,7 @@ class Cutout(TrainingDefence):
     """One random ``size``×``size`` square per training image blanked (16 px on 32×32)."""
 
     def __init__(self, size: int = 16):
-        if int(size) < 1:
-            raise ValueError(f"size must be >= 1, got {size}")
-        self.size = int(size)
+        self.size = check_count("size", size)
 
     @property
     def recipe(self):
@@ -227,9 +226,10 @@ class AdversarialTraining(TrainingDefence):
         self.eps = float(eps) if eps is not None else (8 / 255 if norm == "linf" else 1.0)
         self.step = float(step) if step is not None else (
             2 / 255 if norm == "linf" else self.eps / 4)
-        if self.eps <= 0 or self.step <= 0 or int(steps) < 1:
-            raise ValueError("eps and step must be > 0 and steps >= 1")
-        self.steps = int(steps)
+        for name, v in (("eps", self.eps), ("step", self.step)):
+            if not v > 0:
+                raise ValueError(f"{name} must be > 0, got {v}")
+        self.steps = check_count("steps", steps)
 
     @property
     def recipe(self):
@@ -246,9 +246,7 @@ class UEraser(TrainingDefence):
     train on the one with the highest loss (official K = 5)."""
 
     def __init__(self, k: int = 5):
-        if int(k) < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        self.k = int(k)
+        self.k = check_count("k", k)
 
     @property
     def recipe(self):

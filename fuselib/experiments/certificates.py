@@ -8,15 +8,14 @@ from __future__ import annotations
 import inspect
 import time
 
-import torch
-
 from .. import countermeasures, data
 from ..certify import certify, check_settings
 from ..train import Recipe, train
 from ..utils import default_device
 from .runner import protect
 from .scales import build_config
-from .store import as_json, config_key, find_json, host, trained_model, write_record
+from .store import (as_json, check_results_writable, config_key, find_json, keep_models,
+                    model_path, save_model, stamp, trained_model, write_record)
 
 SETTINGS = ("sigma", "n_samples", "alpha", "q", "eta", "n_eval")
 
@@ -53,11 +52,14 @@ def certify_protection(protection="none", scale="ci", seed=0, countermeasure="no
         return {**hit, "cached": True}
     if cached_only:
         return None
+    if cache:
+        check_results_writable()  # before the training, not after it
     t0 = time.perf_counter()
     xte, yte = data.subset(*data.load(dataset, "test", data_root), config["n_test"], seed)
     record = (find_json(f"{config_key(config)}.json", "config", ccfg["run"], measured=False)
               if cache else None)
-    model = trained_model(config, device) if record is not None else None
+    had_weights = record is not None and model_path(config).is_file()
+    model = trained_model(config, device) if record is not None else None  # warns if unreadable
     if model is not None:  # the run trained this classifier already: certify its weights
         accuracy, trained_by = record["accuracy"], record["key"]
     else:
@@ -67,12 +69,12 @@ def certify_protection(protection="none", scale="ci", seed=0, countermeasure="no
         out = train(seen, ytr, xte, yte, r, seed=seed, device=device or default_device(),
                     progress=progress, defences=countermeasures.defences(r))
         model, accuracy, trained_by = out["model"], out["accuracy"], None
+        if cache and had_weights and keep_models():  # they were unreadable: replaced
+            save_model(model, config_key(config), int(max(ytr.max(), yte.max())) + 1,
+                       xtr.shape[1:])
     cert = certify(model, xte, yte, seed=seed, progress=progress, **cset)
     result = {**cert, "accuracy": accuracy, "config": config, "certificate_config": ccfg,
-              "model_from_run": trained_by,
-              "seconds": time.perf_counter() - t0,
-              "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "torch": torch.__version__,
-              "host": host(device)}
+              "model_from_run": trained_by, **stamp(t0, device)}
     if cache:
         write_record(name, result)
     return {**result, "cached": False}

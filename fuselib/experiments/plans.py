@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import countermeasures as _countermeasures
+from .folders import FOLDER_RECIPE
 
 CUTOFFS = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75)
 ZOO = ("none", "random", "ar", "lsp", "ops", "cuda", "em", "em:mode=sample", "tap", "rem",
@@ -69,6 +70,8 @@ class Plan:
     cached_only: tuple = ()         # scales at which the notebooks only read what is measured
     kind: str = "grid"              # "grid", "profile" (spectral profiles) or "certify"
     settings: dict = field(default_factory=dict)  # kind="certify": scale (or "*") -> settings
+    dataset: str = "cifar10"        # every run's data ("imagenette:64": Imagenette at 64 px)
+    recipe: dict = field(default_factory=dict)  # recipe fields every run overrides
 
     # ------------------------------------------------------------------ what it holds
     def blocks_for(self, scale: str) -> tuple:
@@ -110,6 +113,10 @@ class Plan:
             return self._profiles(scale, seeds, cached_only)
         from .sweeps import COLUMNS, grid
 
+        if self.dataset != "cifar10":
+            common.setdefault("dataset", self.dataset)
+        if self.recipe:
+            common.setdefault("recipe", dict(self.recipe))
         parts = []
         for b in self.blocks_for(scale):
             for ratio in b.poison_ratios:
@@ -267,15 +274,18 @@ _PLANS = [
     Plan("ablations", "FUSE's ablation: Random Spectral Masking and Cross-Band Guidance on/off",
          {"ci": (Block(("fuse", "fuse:rsm=False,cbg=False"), ("lowpass:0.25",)),),
           "cpu": (Block(("fuse", "fuse:rsm=False", "fuse:cbg=False",
-                         "fuse:rsm=False,cbg=False"), ("none", "lowpass:0.25")),),
+                         "fuse:rsm=False,cbg=False", FIX, FIX + ",cbg=False"),
+                        ("none", "lowpass:0.25"), seeds=(0, 1, 2)),),
           "*": (Block(("fuse", "fuse:rsm=False", "fuse:cbg=False", "fuse:rsm=False,cbg=False",
                        "fuse:cbg_weight=0.5", "fuse:cbg_weight=2.0", "fuse:cbg_cutoff=0.125",
                        "fuse:rsm_max_width=0.25", "fuse:rsm_max_width=0.75"),
                       ("none", "lowpass:0.25", "highpass:0.25")),)},
-         notebook="03_ablations", rows="protection", cols="countermeasure",
+         notebook="03_ablations", rows="protection", cols="countermeasure", cached_only=("cpu",),
          labels={"protection": {"fuse": "FUSE (RSM + CBG)", "fuse:rsm=False": "no RSM",
                                 "fuse:cbg=False": "no CBG",
                                 "fuse:rsm=False,cbg=False": "neither (VTG-style)",
+                                FIX: "FUSE + low-pass rehearsal (RSM + CBG)",
+                                FIX + ",cbg=False": "low-pass rehearsal, no CBG",
                                 "fuse:cbg_weight=0.5": "CBG weight 0.5",
                                 "fuse:cbg_weight=2.0": "CBG weight 2",
                                 "fuse:cbg_cutoff=0.125": "CBG cutoff 0.125",
@@ -315,6 +325,13 @@ _PLANS = [
          notebook="04_main_results", cached_only=("ci", "cpu"),
          labels={"protection": {"none": "clean", "fuse": "FUSE, the paper's reading",
                                 FIX: "FUSE + low-pass rehearsal (rsm_lowpass=0.5)"}}),
+    Plan("imagenette", "The paper's ImageNet-subset claim on Imagenette at 64 px: clean data, "
+         "FUSE, class-wise EM and AR, unfiltered and low-passed",
+         {"ci": (), "*": (Block(("none", "fuse", "em", "ar"), ("none", "lowpass:0.25")),)},
+         notebook="05_transfer", cached_only=("ci", "cpu"), dataset="imagenette:64",
+         recipe=FOLDER_RECIPE,
+         labels={"protection": {"none": "clean", "fuse": "FUSE", "em": "class-wise EM",
+                                "ar": "AR"}}),
     Plan("architectures", "FUSE across the attacker's architectures",
          {"ci": (Block(("none", "fuse")),), "cpu": (Block(("none", "fuse")),),
           "*": (Block(("none", "em", "ar", "fuse"),

@@ -144,6 +144,10 @@ def export(scale: str, dest: Path | str | None = None, fits: tuple = ("fuse",),
                 copy(f, dest / "profiles")
         except (OSError, ValueError, KeyError):
             continue
+    for f in sorted((src / "folders").glob("*.json")) if runs else []:  # evaluate-folder runs
+        obj = read_record(f, f.stem)
+        if obj is not None and obj["config"].get("scale") == scale:
+            copy(f, dest / "folders")
     for f in sorted((src / "certificates").glob("*.json")) if runs else []:
         try:
             if json.loads(f.read_text())["config"]["scale"] == scale:

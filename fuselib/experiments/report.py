@@ -167,8 +167,60 @@ def scales_block() -> str:
     return "\n".join(lines) + "\n"
 
 
+def proof_block(scale: str) -> str:
+    """``fuselib protect`` on Imagenette, then a classifier trained on the output folder and on
+    the clean copy (:func:`fuselib.experiments.folders.protect_proof`), from the records."""
+    from .folders import protect_proof
+    from .sweeps import cell
+
+    df = protect_proof(None, scale=scale, cached_only=True)
+    command = f"`fuselib protect-proof --scale {scale}`"
+    if df.empty:
+        return f"(nothing measured yet: {command})\n"
+    cms = list(dict.fromkeys(df.countermeasure))
+    names = {"clean": "clean copy", "fuse": "after `fuselib protect` (FUSE)"}
+    lines = ["| training folder | " + " | ".join(cms) + " |", "| --- " * (len(cms) + 1) + "|"]
+    for label in ("clean", "fuse"):
+        g = df[df.label == label].set_index("countermeasure")
+        lines.append(f"| {names[label]} | " + " | ".join(
+            cell(g.accuracy[c], g.peak_accuracy[c]) if c in g.index else "" for c in cms) + " |")
+    dates = sorted(str(c)[:10] for c in df.created if isinstance(c, str))
+    when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    return ("\n".join(lines) + "\n\nfinal accuracy on the clean val split, the peak in brackets "
+            f"where higher  \n{command} · {int(df.n_train.iloc[0]):,} training photos at "
+            f"{df.test.iloc[0].split('/')[0].split(':')[1]} px · seed "
+            f"{', '.join(map(str, sorted(set(df.seed))))} · {when} · "
+            f"{df.seconds.sum() / 3600:.1f} h of compute (training) · hosts: "
+            f"{_hosts(df.host)}\n")
+
+
+def separated_block(name: str, scale: str, reference: str) -> str:
+    """Which of a plan's cells differ from ``reference``'s by more than two standard deviations
+    over seeds (:func:`fuselib.experiments.separated`)."""
+    from . import plans
+    from .sweeps import separated
+
+    plan = plans.get(name)
+    df = plan.run(scale, cached_only=True)
+    sep = separated(df, reference) if len(df) else df
+    if sep.empty:
+        return "(no cell has two seeds on both sides yet)\n"
+    label = plan.labels.get("protection", {})
+    lines = [f"| against {label.get(reference, reference)} | countermeasure | mean | reference "
+             "| difference | larger std | seeds | > 2 std |", "| --- " * 8 + "|"]
+    for r in sep.itertuples():
+        lines.append(f"| {label.get(r.protection, r.protection)} | {r.countermeasure} | "
+                     f"{r.mean:.2f}% | {r._4:.2f}% | {r.difference:+.2f} | {r._6:.2f} | "
+                     f"{r.seeds} | {'**yes**' if r.exceeds else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
 def render(what: str) -> str:
     words = what.split()
+    if words[0] == "protect_proof" and len(words) == 2:
+        return proof_block(words[1])
+    if words[0] == "separated" and len(words) == 4:
+        return separated_block(words[1], words[2], words[3])
     if words[0] == "plan" and len(words) == 3:
         return plan_block(words[1], words[2])
     if words == ["methods"]:

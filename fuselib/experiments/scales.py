@@ -70,7 +70,8 @@ def recipe_config(r: Recipe) -> dict:
     not change the key of every run made without it."""
     rec = asdict(r)
     off = {"cutout": 0, "mix": "none", "adv": "none", "ueraser": 0,
-           "curve_images": 0}  # the evaluation protocol too: records before it keep their keys
+           "curve_images": 0,  # the evaluation protocol too: records before it keep their keys
+           "crop_scale": 0.0}  # and the random resized crop (Imagenette)
     if rec["mix"] == "none":
         rec.pop("mix_alpha")
     if rec["adv"] == "none":

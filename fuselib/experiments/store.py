@@ -5,7 +5,9 @@ Every result is a JSON file under the results directory (``$FUSELIB_RESULTS``, e
 of its complete config (:func:`config_key`). A file that cannot be read, or whose config does
 not match, is ignored and recomputed, never trusted. Fitted protections are kept beside the
 results (``protections/<key>.pt`` with a ``.json`` of their fit time and host), trained
-classifiers in ``models/`` (cache only), interrupted runs' checkpoints in ``partial/``.
+classifiers in ``models/`` (cache only; an unreadable one is ignored with a warning naming it),
+interrupted runs' checkpoints in ``partial/``. Commands check that the cache can be written
+(:func:`check_results_writable`) before they train anything whose result it would keep.
 
 Measured records ship with the repository in ``results/measured/`` (``$FUSELIB_MEASURED``),
 looked up after the cache under the same key and config check; ``FUSELIB_RECOMPUTE=1``
@@ -16,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -38,6 +42,37 @@ def results_dir() -> Path:
 def shipped_dir() -> Path:
     """Where the shipped records of a source checkout are (whether or not switched on)."""
     return REPO / "results" / "measured"
+
+
+def writable_dir(folder, what: str | None = None) -> Path:
+    """``folder``, created if missing and probed with a temporary file; an OSError of one line
+    naming it (as ``what``, default the path) when it cannot be written. Called before any
+    work, so that a run does not train for minutes and then fail to keep its result."""
+    folder = Path(folder)
+    what = what or str(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise NotADirectoryError(f"{what} cannot be written: {existing} is a file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".fuselib-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise type(e)(f"{what} cannot be written: {e.strerror or e}") from e
+    return folder
+
+
+def check_results_writable() -> Path:
+    """The results cache, checked writable (:func:`writable_dir`) before a run that will keep
+    its result there; the error names ``FUSELIB_RESULTS`` when that chose the folder."""
+    d = results_dir()
+    named = "FUSELIB_RESULTS=" if os.environ.get("FUSELIB_RESULTS") else ""
+    try:
+        return writable_dir(d, f"the results cache {named}{d}")
+    except OSError as e:
+        raise type(e)(f"{e} (set FUSELIB_RESULTS to a writable folder, or do not cache: "
+                      f"--no-cache, cache=False)") from e
 
 
 def measured_dir() -> Path | None:
@@ -115,6 +150,15 @@ def read_record(path: Path, key: str):
     return obj
 
 
+def stamp(t0: float, device=None) -> dict:
+    """The fields a record ends with: its ``seconds`` since ``t0`` (``time.perf_counter``),
+    when it was made, torch's version and the host."""
+    import time
+
+    return {"seconds": time.perf_counter() - t0, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "torch": torch.__version__, "host": host(device)}
+
+
 def write_record(name: str, obj) -> Path:
     """Write a JSON record into the cache (atomically)."""
     return write_json(results_dir() / name, obj)
@@ -135,20 +179,32 @@ def save_model(model, key: str, num_classes: int, image_shape) -> None:
                 results_dir() / "models" / f"{key}.pt")
 
 
+def model_path(config: dict) -> Path:
+    """Where the classifier a cached run of ``config`` trained is kept (it may be absent)."""
+    return results_dir() / "models" / f"{config_key(config)}.pt"
+
+
 def trained_model(config: dict, device=None):
     """The classifier a cached run of ``config`` trained (in eval mode), or None when its
-    weights are not in the cache (shipped records carry none: retrain with ``run``)."""
+    weights are not in the cache (shipped records carry none: retrain with ``run``) or cannot
+    be read (a warning names the file)."""
     from .. import models
 
-    f = results_dir() / "models" / f"{config_key(config)}.pt"
+    f = model_path(config)
     if not f.is_file():
         return None
     r = Recipe(**config["recipe"])
-    saved = torch.load(f, map_location="cpu", weights_only=True)
-    c, h, _ = saved["image_shape"]
-    model = models.get(r.arch, saved["num_classes"], image_size=h, in_channels=c,
-                       **r.model_kwargs)
-    model.load_state_dict(saved["state"])
+    try:
+        saved = torch.load(f, map_location="cpu", weights_only=True)
+        c, h, _ = saved["image_shape"]
+        model = models.get(r.arch, saved["num_classes"], image_size=h, in_channels=c,
+                           **r.model_kwargs)
+        model.load_state_dict(saved["state"])
+    except Exception as e:  # noqa: BLE001 - like a corrupt record: never trusted, recomputed
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0]
+        warnings.warn(f"ignoring the unreadable cached classifier {f} ({reason}); "
+                      "it is trained again", stacklevel=2)
+        return None
     model = model.to(device or default_device())
     if r.channels_last:
         model = model.to(memory_format=torch.channels_last)

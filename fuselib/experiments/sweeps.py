@@ -112,6 +112,32 @@ def table(df, rows: str = "countermeasure", cols: str = "protection", markdown: 
     return out
 
 
+def separated(df, reference: str, by: str = "countermeasure", what: str = "protection",
+              value: str = "accuracy"):
+    """Which differences from ``reference`` exceed two standard deviations over seeds.
+
+    For every ``what`` (a protection, say) other than ``reference`` and every ``by`` (a
+    countermeasure): the two means over seeds, their difference in points, and the larger of
+    the two seed standard deviations; ``exceeds`` when |difference| > 2 × that std. Cells with
+    fewer than two seeds on either side are left out (one seed gives no spread to judge by)."""
+    import pandas as pd
+
+    rows = []
+    ref = df[df[what] == reference]
+    for (w, b), g in df[df[what] != reference].groupby([what, by], sort=False):
+        r = ref[ref[by] == b]
+        if len(g) < 2 or len(r) < 2:
+            continue
+        diff = (g[value].mean() - r[value].mean()) * 100
+        std = max(g[value].std(), r[value].std()) * 100
+        rows.append({what: w, by: b, "mean": g[value].mean() * 100,
+                     "reference mean": r[value].mean() * 100, "difference": diff,
+                     "larger std": std, "seeds": min(len(g), len(r)),
+                     "exceeds": abs(diff) > 2 * std})
+    return pd.DataFrame(rows, columns=[what, by, "mean", "reference mean", "difference",
+                                       "larger std", "seeds", "exceeds"])
+
+
 def markdown(tab) -> str:
     """A :func:`table` as a Markdown table (its index name heads the first column)."""
     lines = [f"| {tab.index.name} | " + " | ".join(map(str, tab.columns)) + " |",

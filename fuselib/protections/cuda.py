@@ -14,6 +14,7 @@ code truncates.
 import torch
 import torch.nn.functional as F
 
+from ..registry import check_count
 from . import REGISTRY
 from .base import Protection
 
@@ -31,7 +32,9 @@ class ConvolutionUnlearnable(Protection):
         if not 0.0 <= float(blur) <= 1.0:
             raise ValueError(f"blur must be in [0, 1], got {blur}")
         self.blur = float(blur)
-        self.kernel_size = int(kernel_size)
+        self.kernel_size = check_count("kernel_size", kernel_size)
+        if self.kernel_size % 2 == 0:  # an even kernel would change the image size
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
         self.filters = None
 
     def _fit(self, images, labels):

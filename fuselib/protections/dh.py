@@ -72,6 +72,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..registry import check_count
 from ..utils import default_device
 from . import REGISTRY
 from .base import Protection
@@ -266,8 +267,10 @@ class DeepHiding(Protection):
         super().__init__(eps, seed)
         if mode not in ("class", "sample"):
             raise ValueError(f"mode must be 'class' or 'sample', got {mode!r}")
-        if int(steps) < 0 or int(batch_size) < 2 or int(blocks) < 1 or int(hidden) < 1:
-            raise ValueError("dh needs steps >= 0, batch_size >= 2, blocks >= 1, hidden >= 1")
+        for name, v, least in (("steps", steps, 0), ("batch_size", batch_size, 2),
+                               ("blocks", blocks, 1), ("hidden", hidden, 1),
+                               ("feature_dim", feature_dim, 1)):
+            check_count(name, v, least)
         self.mode = mode
         self.steps, self.batch_size, self.lr = int(steps), int(batch_size), float(lr)
         self.blocks, self.hidden, self.clamp = int(blocks), int(hidden), float(clamp)

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import stratified_indices
+from ..registry import check_count
 from ..utils import default_device
 from . import REGISTRY
 from .base import Protection, as_float, linf_step, to_steps
@@ -37,20 +38,31 @@ class ErrorMinimizing(SurrogateMixin, Protection):
     paper = "Huang et al., ICLR 2021 (Unlearnable Examples)"
     official = "HanxunH/Unlearnable-Examples"
     deviation = "CPU default: small fastnet surrogate, at most 40 rounds (official: ResNet-18)"
+    later_defaults = {"fast": False}
 
     def __init__(self, eps: float = 8 / 255, seed: int = 0, mode: str = "class",
                  surrogate: str = "fastnet", train_steps: int = 10, pgd_steps: int | None = None,
                  step_size: float = 0.8 / 255, stop_error: float = 0.01, max_rounds: int = 40,
-                 batch_size: int = 512, lr: float = 0.1, portion: float | None = None):
+                 batch_size: int = 512, lr: float = 0.1, portion: float | None = None,
+                 fast: bool = False):
         super().__init__(eps, seed)
         if mode not in ("class", "sample"):
             raise ValueError(f"mode must be 'class' or 'sample', got {mode!r}")
         self.mode, self.surrogate = mode, surrogate
-        self.train_steps, self.step_size = int(train_steps), float(step_size)
-        self.pgd_steps = int(pgd_steps if pgd_steps is not None else (1 if mode == "class" else 20))
-        self.stop_error, self.max_rounds = float(stop_error), int(max_rounds)
-        self.batch_size, self.lr = int(batch_size), float(lr)
+        self.train_steps, self.step_size = check_count("train_steps", train_steps), float(step_size)
+        self.pgd_steps = check_count("pgd_steps", pgd_steps if pgd_steps is not None
+                                     else (1 if mode == "class" else 20))
+        self.stop_error, self.max_rounds = float(stop_error), check_count("max_rounds", max_rounds)
+        self.batch_size = check_count("batch_size", batch_size)
+        self.lr, self.fast = float(lr), bool(fast)
         self.portion = float(portion if portion is not None else (0.2 if mode == "class" else 1.0))
+        for name, v, ok, want in (("step_size", self.step_size, self.step_size > 0, "> 0"),
+                                  ("lr", self.lr, self.lr > 0, "> 0"),
+                                  ("stop_error", self.stop_error, 0 <= self.stop_error <= 1,
+                                   "in [0, 1]"),
+                                  ("portion", self.portion, 0 < self.portion <= 1, "in (0, 1]")):
+            if not ok:
+                raise ValueError(f"{name} must be {want}, got {v}")
         self.deltas = None
         self.history: list = []  # (round, surrogate loss, accuracy on perturbed data)
         self.device = default_device()
@@ -67,7 +79,7 @@ class ErrorMinimizing(SurrogateMixin, Protection):
         d = d.clone()
         for _ in range(self.pgd_steps):
             d.requires_grad_(True)
-            loss = F.cross_entropy(model((x + d).clamp(0, 1) - 0.5), y)
+            loss = F.cross_entropy(self._logits(model, (x + d).clamp(0, 1)), y)
             (g,) = torch.autograd.grad(loss, d)
             d = linf_step(x, d, g, -self.step_size, self.eps)
         return d

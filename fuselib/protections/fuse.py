@@ -88,6 +88,7 @@ import torch.nn.functional as F
 from .. import models, spectral
 from ..data import stratified_indices
 from ..train import autocast
+from ..registry import check_count
 from ..utils import atomic_save, default_device, progress_bar
 from . import REGISTRY
 from .base import Protection
@@ -131,8 +132,9 @@ class FuseConfig:
             raise ValueError(f"input must be 'images' or 'noise', got {self.input!r}")
         if not 0 < self.portion <= 1:
             raise ValueError(f"portion must be in (0, 1], got {self.portion}")
-        if self.epochs < 1 or self.batch_size < 1 or self.surrogate_steps < 0:
-            raise ValueError("epochs and batch_size must be >= 1, surrogate_steps >= 0")
+        for name, least in (("epochs", 1), ("batch_size", 1), ("gen_width", 1), ("gen_res", 0),
+                            ("surrogate_steps", 0)):
+            check_count(name, getattr(self, name), least)
         spectral.sample_bands(1, self.rsm_min_width, self.rsm_max_width, lowpass=self.rsm_lowpass,
                               lowpass_min=self.rsm_lowpass_min)  # validates widths and shares
         spectral.filter_mask((4, 4), self.cbg_cutoff)                     # validates cutoff

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import models
+from ..registry import check_count
 from ..utils import default_device
 from . import REGISTRY
 from .base import Protection
@@ -68,13 +69,12 @@ class GUE(Protection):
                  lr_cls: float = 0.05, momentum: float = 0.9, lr_tmp: float = 1e-4,
                  lr_atk: float = 0.1, gen_width: int = 8, surrogate: str = "fastnet"):
         super().__init__(eps, seed)
-        self.steps, self.batch_size = int(steps), int(batch_size)
-        self.inner_steps = int(inner_steps)
+        self.steps = check_count("steps", steps)
+        self.batch_size = check_count("batch_size", batch_size)
+        self.inner_steps = check_count("inner_steps", inner_steps, minimum=0)
         self.eta, self.lr_cls, self.momentum = float(eta), float(lr_cls), float(momentum)
         self.lr_tmp, self.lr_atk = float(lr_tmp), float(lr_atk)
-        self.gen_width, self.surrogate = int(gen_width), surrogate
-        if min(self.steps, self.batch_size, self.gen_width) < 1 or self.inner_steps < 0:
-            raise ValueError("steps, batch_size, gen_width must be >= 1, inner_steps >= 0")
+        self.gen_width, self.surrogate = check_count("gen_width", gen_width), surrogate
         self.generator = None
         self.history: list = []  # per step: (payoff f, poisoned loss g, λ)
         self.device = default_device()

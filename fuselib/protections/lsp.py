@@ -17,6 +17,7 @@ import math
 
 import torch
 
+from ..registry import check_count
 from . import REGISTRY
 from .base import Protection
 
@@ -33,7 +34,7 @@ class LinearSeparablePerturbation(Protection):
     def __init__(self, eps: float = 6 / 255 * math.sqrt(3072), seed: int = 0, patch: int = 8,
                  class_sep: float = 10.0):
         super().__init__(eps, seed)
-        self.patch = int(patch)
+        self.patch = check_count("patch", patch)
         self.class_sep = float(class_sep)
         self.centres = self.transforms = None
 

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models import weight_noise
+from ..registry import check_count
 from . import REGISTRY
 from .base import linf_step
 from .em import ErrorMinimizing
@@ -56,14 +57,15 @@ class ProvablyUnlearnable(ErrorMinimizing):
                  step_size: float = 0.8 / 255, stop_error: float = 0.5, max_rounds: int = 40,
                  batch_size: int = 128, lr: float = 0.1, portion: float = 0.2,
                  weight_sigma: float = 0.01, sigma_levels: int = 1, train_draws: int = 1,
-                 pgd_draws: int = 1):
+                 pgd_draws: int = 1, fast: bool = False):
         super().__init__(eps, seed, "class", surrogate, train_steps, pgd_steps, step_size,
-                         stop_error, max_rounds, batch_size, lr, portion)
+                         stop_error, max_rounds, batch_size, lr, portion, fast)
         self.robust, self.weight_sigma = bool(robust), float(weight_sigma)
-        self.sigma_levels, self.train_draws = int(sigma_levels), int(train_draws)
-        self.pgd_draws = int(pgd_draws)
-        if self.weight_sigma < 0 or min(self.sigma_levels, self.train_draws, self.pgd_draws) < 1:
-            raise ValueError("need weight_sigma >= 0 and sigma_levels, train_draws, pgd_draws >= 1")
+        if self.weight_sigma < 0:
+            raise ValueError(f"weight_sigma must be >= 0, got {weight_sigma}")
+        self.sigma_levels = check_count("sigma_levels", sigma_levels)
+        self.train_draws = check_count("train_draws", train_draws)
+        self.pgd_draws = check_count("pgd_draws", pgd_draws)
 
     @property
     def cost(self) -> str:
@@ -90,7 +92,7 @@ class ProvablyUnlearnable(ErrorMinimizing):
             opt.zero_grad(set_to_none=True)
             for _ in range(self.train_draws):
                 with weight_noise(model, s, self._wgen):
-                    loss = F.cross_entropy(model(x - 0.5), y)
+                    loss = F.cross_entropy(self._logits(model, x), y)
                     (loss / self.train_draws).backward()
                 losses.append(loss.item())
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -108,7 +110,7 @@ class ProvablyUnlearnable(ErrorMinimizing):
                 g = torch.zeros_like(d)
                 for _ in range(self.pgd_draws):
                     with weight_noise(model, s, self._wgen):
-                        loss = F.cross_entropy(model((x + d).clamp(0, 1) - 0.5), y)
+                        loss = F.cross_entropy(self._logits(model, (x + d).clamp(0, 1)), y)
                         g += torch.autograd.grad(loss, d)[0]
                 d = linf_step(x, d, g, -self.step_size, self.eps)
         return d

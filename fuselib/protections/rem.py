@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ..train import augment
+from ..registry import check_count
 from ..utils import default_device
 from . import REGISTRY
 from .base import Protection, as_float, linf_step, to_steps
@@ -47,19 +48,21 @@ class RobustErrorMinimizing(SurrogateMixin, Protection):
     paper = "Fu et al., ICLR 2022 (Robust Unlearnable Examples)"
     official = "fshp971/robust-unlearnable-examples"
     deviation = "CPU default: fastnet surrogate, 300 model steps, 5 PGD steps, one transform a step"
+    later_defaults = {"fast": False}
 
     def __init__(self, eps: float = 8 / 255, seed: int = 0, rho: float = 4 / 255,
                  surrogate: str = "fastnet", train_steps: int = 300, perturb_freq: int = 10,
                  steps: int = 5, step_size: float | None = None, adv_steps: int = 3,
                  adv_step_size: float | None = None, eot: int = 1, batch_size: int = 128,
-                 lr: float = 0.1, regen_batch_size: int = 256):
+                 lr: float = 0.1, regen_batch_size: int = 256, fast: bool = False):
         super().__init__(eps, seed)
         if not 0.0 <= float(rho) <= 1.0:
             raise ValueError(f"rho (the attacker's L-inf radius) must be in [0, 1], got {rho}")
         for name, v in (("train_steps", train_steps), ("perturb_freq", perturb_freq),
-                        ("steps", steps), ("eot", eot), ("batch_size", batch_size)):
-            if int(v) < 1:
-                raise ValueError(f"{name} must be >= 1, got {v}")
+                        ("steps", steps), ("eot", eot), ("batch_size", batch_size),
+                        ("regen_batch_size", regen_batch_size)):
+            check_count(name, v)
+        check_count("adv_steps", adv_steps, minimum=0)  # 0: no attacker (plain EM on T(x))
         self.rho, self.surrogate = float(rho), surrogate
         self.train_steps, self.perturb_freq = int(train_steps), int(perturb_freq)
         self.steps, self.adv_steps, self.eot = int(steps), int(adv_steps), int(eot)
@@ -67,7 +70,7 @@ class RobustErrorMinimizing(SurrogateMixin, Protection):
         self.adv_step_size = (float(adv_step_size) if adv_step_size is not None
                               else 2 * self.rho / max(1, self.adv_steps))
         self.batch_size, self.lr = int(batch_size), float(lr)
-        self.regen_batch_size = int(regen_batch_size)
+        self.regen_batch_size, self.fast = int(regen_batch_size), bool(fast)
         self.deltas = None
         self.history: list = []  # (step, training loss on T(x+δu)+δa)
         self.device = default_device()
@@ -99,7 +102,7 @@ class RobustErrorMinimizing(SurrogateMixin, Protection):
         a = (torch.rand(z.shape, generator=gen).to(z.device) * 2 - 1) * self.rho
         for _ in range(self.adv_steps):
             a.requires_grad_(True)
-            loss = F.cross_entropy(model((z + a).clamp(0, 1) - 0.5), y)
+            loss = F.cross_entropy(self._logits(model, (z + a).clamp(0, 1)), y)
             (g,) = torch.autograd.grad(loss, a)
             a = linf_step(z, a, g, self.adv_step_size, self.rho)
         return a
@@ -115,7 +118,7 @@ class RobustErrorMinimizing(SurrogateMixin, Protection):
             for _ in range(self.eot):
                 z = self._transform((x + d).clamp(0, 1), gen)
                 a = self._attack(model, z, y, gen)
-                loss = F.cross_entropy(model((z + a).clamp(0, 1) - 0.5), y)
+                loss = F.cross_entropy(self._logits(model, (z + a).clamp(0, 1)), y)
                 grad += torch.autograd.grad(loss, d)[0]
             d = linf_step(x, d, grad, -self.step_size, self.eps)
         return d
@@ -145,7 +148,7 @@ class RobustErrorMinimizing(SurrogateMixin, Protection):
             model.eval()  # the attacker sees the model as it stands, BN frozen
             a = self._attack(model, z, y, gen)
             model.train()
-            loss = F.cross_entropy(model((z + a).clamp(0, 1) - 0.5), y)
+            loss = F.cross_entropy(self._logits(model, (z + a).clamp(0, 1)), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

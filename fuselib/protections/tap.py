@@ -10,7 +10,8 @@ ResNet-18 surrogate trained 40 epochs on clean data; 250 signed PGD steps per im
 0.05·ε, random start, 8 restarts (the README suggests 1 to save time), differentiable flip +
 translation augmentation at every step, surrogate in eval mode. **CPU default here**
 (``cost``): the ``fast`` trainer's fastnet surrogate (``surrogate_epochs``), ``steps=40`` of size
-``2.5·ε/steps``, one restart, the same augmentation; ``steps=250, step_size=0.05*eps,
+``2.5·ε/steps``, one restart, the same augmentation (``fast=True``: the PGD passes in bf16
+autocast where the device has it); ``steps=250, step_size=0.05*eps,
 surrogate="resnet18"`` for the paper setting.
 """
 from __future__ import annotations
@@ -18,7 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..train import augment, train
+from ..registry import check_count
+from ..train import augment, autocast, train
 from ..utils import default_device
 from . import REGISTRY
 from .base import Protection, as_float, linf_step, to_steps
@@ -30,15 +32,20 @@ class TargetedAdversarialPoisoning(Protection):
     paper = "Fowl et al., NeurIPS 2021"
     official = "lhfowl/adversarial_poisons"
     deviation = "CPU default: fastnet surrogate, 40 PGD steps (official: ResNet-18, 250 steps)"
+    later_defaults = {"fast": False}
 
     def __init__(self, eps: float = 8 / 255, seed: int = 0, steps: int = 40,
                  step_size: float | None = None, surrogate: str = "fastnet",
-                 surrogate_epochs: int = 10, batch_size: int = 512, augment: bool = True):
+                 surrogate_epochs: int = 10, batch_size: int = 512, augment: bool = True,
+                 fast: bool = False):
         super().__init__(eps, seed)
-        self.steps, self.surrogate = int(steps), surrogate
+        self.steps, self.surrogate = check_count("steps", steps), surrogate
+        if step_size is not None and not float(step_size) > 0:
+            raise ValueError(f"step_size must be > 0 (or None: 2.5·eps/steps), got {step_size}")
         self.step_size = float(step_size) if step_size is not None else 2.5 * self.eps / self.steps
-        self.surrogate_epochs, self.batch_size = int(surrogate_epochs), int(batch_size)
-        self.augment = bool(augment)
+        self.surrogate_epochs = check_count("surrogate_epochs", surrogate_epochs)
+        self.batch_size = check_count("batch_size", batch_size)
+        self.augment, self.fast = bool(augment), bool(fast)
         self.deltas = None
         self.device = default_device()
 
@@ -70,12 +77,20 @@ class TargetedAdversarialPoisoning(Protection):
                 z = (x + d).clamp(0, 1) - 0.5
                 if self.augment:
                     z = augment(z, gen, translate=4, pad_mode="constant", flip=True)
-                loss = F.cross_entropy(model(z.contiguous()), target)
+                loss = F.cross_entropy(self._logits(model, z), target)
                 (g,) = torch.autograd.grad(loss, d)
                 d = linf_step(x, d, g, -self.step_size, self.eps)
             deltas[i:i + self.batch_size] = d.cpu()
         self.deltas = to_steps(deltas)  # int8 uint8-steps: exact after apply()'s rounding
         self.surrogate_model = model  # kept for inspection; not part of the saved state
+
+    def _logits(self, model, z):
+        """The surrogate on model-scale inputs ``z``; ``fast``: bf16 autocast where the device
+        has it, channels_last (the surrogate itself is always trained by the fast recipe)."""
+        if not self.fast:
+            return model(z.contiguous())
+        with autocast(z.device, "auto"):
+            return model(z.contiguous(memory_format=torch.channels_last)).float()
 
     def perturb(self, x, labels):
         if x.shape != self.deltas.shape:

@@ -75,6 +75,7 @@ import torch.nn.functional as F
 
 from .. import models
 from ..train import augment, train
+from ..registry import check_count
 from ..utils import default_device
 from . import REGISTRY
 from .base import Protection, as_float, to_steps
@@ -164,7 +165,7 @@ class UnlearnableClusters(Protection):
             raise ValueError(f"target_offset {target_offset} maps each cluster to itself")
         self.clusters, self.surrogate = int(clusters), surrogate
         self.surrogate_epochs, self.surrogate_labels = int(surrogate_epochs), surrogate_labels
-        self.gen_width, self.gen_blocks = int(gen_width), int(gen_blocks)
+        self.gen_width, self.gen_blocks = int(gen_width), check_count("gen_blocks", gen_blocks, 0)
         self.gen_steps = None if gen_steps is None else int(gen_steps)
         self.gen_epochs, self.batch_size = int(gen_epochs), int(batch_size)
         self.lr, self.target_offset = float(lr), int(target_offset)
