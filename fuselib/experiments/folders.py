@@ -181,8 +181,8 @@ def protect_proof(workdir, scale: str = "cpu", size: int = 64, seed: int = 0,
         protect_folder(small, prot, size=size, seed=seed, progress=progress,
                        save_protection=work / f"fuse{size}_seed{seed}.pt",
                        overwrite=prot.is_dir(), **fuse_settings)
-    for label, folder in (("clean", small), ("fuse", prot)):
-        for cm in countermeasures:
+    for cm in countermeasures:  # unfiltered first: the main comparison, should a run stop
+        for label, folder in (("clean", small), ("fuse", prot)):
             rec = evaluate_folder(folder, "imagenette", size, cm, seed, scale, label=label,
                                   data_root=data_root, progress=progress)
             rows.append(_row(rec))
