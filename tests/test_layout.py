@@ -40,7 +40,7 @@ def test_plan_tables_read_only_what_is_measured(monkeypatch):
     """At cpu scale the shipped records complete these plans: printing them trains nothing."""
     with report.shipped_only():
         before = dict(E.STATS)
-        for name in ("headline", "lowpass_sweep", "suite", "ablations"):
+        for name in ("headline", "lowpass_sweep", "suite", "ablations", "fuse_fix"):
             plan = plans.get(name)
             df = plan.run("cpu", cached_only=True)
             assert len(df) == plan.size("cpu"), name
