@@ -42,7 +42,11 @@ minimising
   fix is the named spec ``fuse:rsm_lowpass=0.5`` (``fuselib.experiments.plans.FIX``; plan
   ``fuse_fix``, 3 seeds): with seeds it cannot be told apart from the default at any measured
   cutoff (every difference below two standard deviations; RESULTS.md, "The fix, with seeds"),
-  so it stays a named variant, not the default.
+  so it stays a named variant, not the default. The seeded ablation found one lead that was not
+  chosen on the sweep: the rehearsal without CBG (``fuse:rsm_lowpass=0.5,cbg=False``) ends at
+  15.3% ± 1.0 under low-pass 0.25 (21.1% ± 1.8 with CBG) but leaves the unfiltered cell above
+  chance (14.3%); and no setting holds against JPEG 10 followed by low-pass 0.25 (57–61%,
+  clean 64%).
 * ``lowband`` (off by default; issue 24's third lead): the applied perturbation is
   ``share·lowpass(g) + (1 − share)·highpass(g)`` at that cutoff, ``g`` the generator's output,
   which holds a share of the L∞ budget below the cutoff (:func:`band_budget`). With
