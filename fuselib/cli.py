@@ -70,6 +70,19 @@ def _nonnegative(text):
     return value
 
 
+def _budget(text):
+    """An argparse type: an L∞ budget in (0, 1], as a number or a fraction (``8/255``)."""
+    num, _, den = str(text).partition("/")
+    try:
+        value = float(num) / (float(den) if den else 1.0)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a number or a fraction such as 8/255, got "
+                                         f"{text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text} = {value:.4g}")
+    return value
+
+
 def _certify_setting(name: str, kind=float):
     """An argparse type for a setting of :func:`fuselib.certify.certify`, checked by its own
     range (so ``--q 2`` fails while parsing, naming ``--q``, before anything is trained)."""
@@ -93,9 +106,10 @@ def _check_specs(protection_specs=(), countermeasure_specs=()):
     """Build every protection and countermeasure named, once, before any work: a bad name or
     parameter fails now, in one line naming its spec (not after the first runs trained)."""
     from . import countermeasures, protections
+    from .experiments.scales import split_source
 
-    for spec in protection_specs:
-        protections.get(spec)
+    for spec in protection_specs:  # NAME@DATASET: NAME made on DATASET (its data checked later)
+        protections.get(split_source(spec)[0])
     for spec in countermeasure_specs:
         countermeasures.get(spec)
 
@@ -264,6 +278,61 @@ def cmd_evaluate_folder(args):
           f"({r['config']['train']['n']} images), tested on clean {r['config']['test']}: "
           f"accuracy {r['accuracy']:.4f}, peak {r['peak_accuracy']:.4f} (epoch "
           f"{r['peak_epoch']}), {r['seconds']:.1f} s{' [cached]' if r['cached'] else ''}")
+
+
+def cmd_export_data(args):
+    """A registered protection's protected training set, written as researchers share it."""
+    from .experiments.audit import export_data
+
+    _check_specs([args.protection])
+    _check_cache(args)
+    r = export_data(args.protection, args.dir, scale=args.scale, seed=args.seed,
+                    dataset=args.dataset, fmt=args.format, clean=args.clean,
+                    data_root=args.data_root, cache=not args.no_cache)
+    print(f"wrote {r['n']} images protected by {args.protection} ({args.dataset}, scale "
+          f"{args.scale}, seed {args.seed}) as {r['format']} to {r['path']} (digest "
+          f"{r['digest']})" + (f"; the clean reference to {r['clean']}" if r["clean"] else ""))
+
+
+def cmd_audit(args):
+    """Check anyone's unlearnable data, then train on it after each countermeasure."""
+    from . import plots
+    from .experiments import audit
+
+    if args.plan and args.countermeasures:
+        raise ValueError("give --plan or --countermeasures, not both")
+    _check_cache(args)
+    a = audit.prepare(args.poisoned, labels=args.labels, clean=args.clean, test=args.test,
+                      plan=args.plan or "quick", countermeasures=args.countermeasures,
+                      scale=args.scale, seed=args.seed, eps=args.eps, out=args.out,
+                      epochs=args.epochs, data_root=args.data_root)
+    for w in a.warnings:
+        print(f"fuselib: warning: {w}", file=sys.stderr)
+    print(f"{a.path}: {a.images.shape[0]} images of {a.images.shape[-2]}x{a.images.shape[-1]} "
+          f"({a.format}, digest {a.digest}); {len(a.countermeasures)} countermeasure(s) at "
+          f"scale {a.scale}, tested on clean {a.test}")
+    if a.distance is not None:
+        d = a.distance
+        listed = ", ".join(map(str, d["over"][:20])) + (", ..." if d["n_over"] > 20 else "")
+        print(f"distance to {a.clean_path}: max L-inf {d['linf_max']}/255, mean "
+              f"{d['linf_mean']:.2f}/255, max L2 {d['l2_max']:.3f}; {d['n_over']} of "
+              f"{a.images.shape[0]} images over the {d['budget_levels']}/255 budget"
+              + (f" ({listed})" if d["n_over"] else ""))
+
+    def row(r):
+        print(f"  {r['countermeasure']:28s} accuracy {r['accuracy']:.4f}, peak "
+              f"{r['peak_accuracy']:.4f} (epoch {r['peak_epoch']}), {r['seconds']:.1f} s"
+              f"{' [cached]' if r['cached'] else ''}")
+
+    report = audit.run(a, cache=not args.no_cache, on_row=row)
+    if report["profile"]:
+        print("energy of poisoned - clean (DCT; low / mid / high thirds): "
+              + " / ".join(f"{f:.1%}" for f in report["profile"]["fractions"])
+              + " (white noise: " + " / ".join(f"{f:.1%}" for f in
+                                                report["profile"]["white_noise"]) + ")")
+    out = audit.write(report, a.out, a.per_image, figure=plots.audit_figure)
+    print(f"wrote {out}/audit.md, accuracy.csv, accuracy.png"
+          + (", distances.csv" if a.per_image else "") + ", audit.json")
 
 
 def cmd_protect_proof(args):
@@ -573,7 +642,7 @@ def _fit_fuse_parser(p):
 
 
 def main(argv=None):
-    from . import models
+    from . import data, models
     from .experiments import plans
     from .version import __version__
 
@@ -649,6 +718,64 @@ def main(argv=None):
     p.add_argument("--cached-only", action="store_true",
                    help="print what is recorded, compute nothing")
     p.set_defaults(func=cmd_protect_proof, no_cache=False)
+
+    p = sub.add_parser("export-data",
+                       help="write a protection's protected training set as files (png, npy, "
+                            "pt or CIFAR-style pickle), as fuselib's runs train on it")
+    p.add_argument("protection", help="protection spec, e.g. ar, fuse, em:mode=sample")
+    p.add_argument("dir", help="a new (or empty) folder to write")
+    p.add_argument("--scale", required=True, choices=list(SCALES),
+                   help="whose training subset: " + ", ".join(SCALES))
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the training subset and of the protection's fit (default 0)")
+    p.add_argument("--dataset", default="cifar10",
+                   help="the dataset protected (default cifar10)")
+    from .poisons import FORMATS
+    p.add_argument("--format", default="npy", choices=list(FORMATS),
+                   help="png: DIR/<class>/<index>.png; npy: images.npy (N,H,W,3) uint8 + "
+                        "labels.npy; pt: data.pt {images (N,3,H,W), labels}; pickle: CIFAR's "
+                        "data_batch_1 + batches.meta (default npy)")
+    p.add_argument("--clean", action="store_true",
+                   help="also write the clean training set, the same way, to DIR-clean")
+    p.add_argument("--no-cache", action="store_true",
+                   help="fit the protection even if its fit is cached, and keep nothing")
+    p.set_defaults(func=cmd_export_data)
+
+    p = sub.add_parser("audit",
+                       help="check anyone's unlearnable data (a PNG folder, .npy, .pt or CIFAR "
+                            "pickle), then train on it after each countermeasure")
+    p.add_argument("poisoned", help="the poisoned training set: a folder of class folders, a "
+                                    "folder with images.npy + labels.npy or data.pt or "
+                                    "data_batch_* files, or one .npy, .pt or pickle file")
+    p.add_argument("--labels", default=None,
+                   help="a labels file for arrays without their own (.npy, .txt one integer "
+                        "a line, or .csv)")
+    p.add_argument("--clean", default=None,
+                   help="the clean reference (the same images in the same order, any format): "
+                        "per-image distances, the images over --eps, the spectral profile")
+    p.add_argument("--test", default="cifar10", choices=data.names(),
+                   help="whose clean test split the classifier is tested on (default cifar10)")
+    p.add_argument("--plan", default=None,
+                   help="the countermeasures: quick (none, lowpass:0.25, jpeg:10; the "
+                        "default), suite (the whole countermeasure suite) or a plan's name "
+                        "(fuselib grid --plan)")
+    p.add_argument("--countermeasures", nargs="+", default=None,
+                   help="countermeasure specs instead of a plan, e.g. lowpass:0.25 jpeg:10")
+    p.add_argument("--scale", **{**scale, "default": "cpu",
+                                 "help": "the trainer's recipe and test subset: "
+                                         + ", ".join(SCALES) + " (default cpu)"})
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the classifier's training and of the test subset (default 0)")
+    p.add_argument("--eps", type=_budget, default=8 / 255,
+                   help="the L-inf budget images are checked against, e.g. 8/255 (default) "
+                        "or 0.03")
+    p.add_argument("--out", default=None,
+                   help="the report's folder (default results/audits/<digest12>); an earlier "
+                        "audit there is replaced")
+    p.add_argument("--epochs", type=_count(), default=None,
+                   help="training epochs (default: the scale's)")
+    p.add_argument("--no-cache", **no_cache)
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("grid", help="protections x countermeasures (or a named plan) -> "
                                     "accuracy table")

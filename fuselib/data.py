@@ -580,6 +580,12 @@ def _size_of(name: str, size) -> int:
     return int(size)
 
 
+def image_size(name: str) -> int:
+    """The side in pixels of the images :func:`load` returns for ``name`` by default
+    (``"cifar10"`` -> 32, ``"imagenette"`` -> 128, ``"imagenette:64"`` -> 64)."""
+    return _size_of(name, None)
+
+
 def load(name: str = "cifar10", split: str = "train", root=None, download: bool = False,
          verify_files: bool = True, label_mode: str = "fine", size: Optional[int] = None):
     """Load a dataset split as ``(images uint8 (N,3,H,W), labels int64 (N,))``.

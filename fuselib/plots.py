@@ -258,3 +258,54 @@ def save(fig: go.Figure, name: str, folder=None, png: bool = True) -> dict:
         plt.close(mfig)
         out["png"] = path
     return out
+
+
+def audit_figure(report: dict, path) -> Path:
+    """The PNG of a :func:`fuselib.experiments.audit.run` report: clean test accuracy after
+    each countermeasure (chance dotted) and, with a clean reference, where the perturbation's
+    energy is (radial DCT bands, beside white noise's)."""
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    rows, prof = report["rows"], report["profile"]
+    mfig, axes = plt.subplots(1, 2 if prof else 1, figsize=(11 if prof else 7, 4),
+                              gridspec_kw={"width_ratios": [3, 1.3]} if prof else None,
+                              squeeze=False)
+    ax = axes[0][0]
+    xs = np.arange(len(rows))
+    ax.bar(xs, [100 * r["accuracy"] for r in rows], color=PALETTE[0], label="final")
+    ax.plot(xs, [100 * r["peak_accuracy"] for r in rows], "_", color=PALETTE[1], ms=14,
+            label="peak over epochs")
+    ax.axhline(100 * report["chance"], ls=":", color="gray", label="chance")
+    ax.set_xticks(xs)
+    ax.set_xlim(-0.75, max(len(rows), 4) - 0.25)  # a few bars keep a bar's width
+    ax.set_xticklabels([r["countermeasure"] for r in rows], rotation=40, ha="right", fontsize=8)
+    ax.set_ylabel("clean test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7)
+    if prof:
+        bx = axes[0][1]
+        names = ["low", "mid", "high"] if len(prof["fractions"]) == 3 else [
+            f"{lo:.2f}" for lo in prof["bands"][:-1]]
+        bxs = np.arange(len(names))
+        bx.bar(bxs - 0.2, [100 * f for f in prof["fractions"]], 0.4, color=PALETTE[2],
+               label="poisoned − clean")
+        bx.bar(bxs + 0.2, [100 * f for f in prof["white_noise"]], 0.4, color=PALETTE[7],
+               label="white noise")
+        bx.set_xticks(bxs)
+        bx.set_xticklabels(names)
+        bx.set_ylabel("share of the energy (%)")
+        bx.set_title("DCT radial bands", fontsize=9)
+        bx.legend(fontsize=7)
+    d = report["distance"]
+    over = (f"; {d['n_over']} of {report['n']} images over the L∞ budget "
+            f"{d['budget_levels']}/255" if d else "")
+    mfig.suptitle(f"audit of {Path(report['path']).name}: {report['n']} images, tested on "
+                  f"{report['test']} (scale: {report['scale']}){over}", fontsize=10)
+    mfig.tight_layout()
+    path = Path(path)
+    with atomic_write(path, suffix=".png") as tmp:
+        mfig.savefig(tmp, dpi=100)
+    plt.close(mfig)
+    return path

@@ -231,6 +231,27 @@ def energy_profile(x: torch.Tensor, n_bands: int = 16, basis: str = "dct",
     return e / total if total > 0 else e
 
 
+def band_shares(x: torch.Tensor, bands=(0, 1 / 3, 2 / 3, 1), basis: str = "dct") -> list:
+    """The share of the energy of ``x`` (float (N, C, H, W), perturbations say) in each radial
+    band ``bands[i] ≤ r < bands[i+1]`` (the last includes r = 1), as a list of floats."""
+    coeffs = dct2(x) if basis == "dct" else fft2(x).abs()
+    energy = (coeffs.abs() ** 2).sum(dim=(0, 1))
+    r = radial_frequency(x.shape[-2:], basis).to(energy.device)
+    out = []
+    for k, (lo, hi) in enumerate(zip(bands[:-1], bands[1:])):
+        m = (r >= lo) & ((r <= hi) if k == len(bands) - 2 else (r < hi))
+        out.append(float(energy[m].sum()))
+    total = sum(out)
+    return [e / total if total > 0 else 0.0 for e in out]
+
+
+def coefficient_shares(size, bands=(0, 1 / 3, 2 / 3, 1), basis: str = "dct") -> list:
+    """White noise's :func:`band_shares`: the share of the spectrum's coefficients in each."""
+    r = radial_frequency(size, basis)
+    return [float(((r >= lo) & ((r <= hi) if k == len(bands) - 2 else (r < hi))).float().mean())
+            for k, (lo, hi) in enumerate(zip(bands[:-1], bands[1:]))]
+
+
 def band_mask(size, lo, hi, basis: str = "dct", device=None) -> torch.Tensor:
     """Indicator of the closed band ``lo ≤ r ≤ hi``.
 

@@ -86,6 +86,19 @@ def progress_bar(total: int, desc: str, enabled=None):
     return tqdm(total=total, desc=desc, disable=not show_progress(enabled), leave=False)
 
 
+def status_mb(key: str = "VmRSS") -> float | None:
+    """A memory line of Linux's ``/proc/self/status`` in MB: ``VmRSS`` (resident now) or
+    ``VmHWM`` (its peak, which writing "5" to ``/proc/self/clear_refs`` resets); None where
+    there is no /proc."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mb() -> float | None:
     """Peak resident memory of this process so far, in MB (None where unknown)."""
     try:

@@ -147,6 +147,37 @@ print(f"{FIX_PLAN.title} | scale {scale} | {FIX_PLAN.command(scale)} | "
 FIX_PLAN.table(scale, fix)
 
 # %% [markdown]
+# ## The main table with seeds, and what happens during training
+# The plan `main_table` is the paper's main table: every protection with no filter, low-pass at
+# 0.125, 0.25 and 0.5, high-pass at 0.25 and JPEG 10 then low-pass 0.25; three seeds (fit and
+# classifier) for clean data, AR, class-wise EM, PUE and both readings of FUSE, one for the
+# rest. Its home is the `full` scale (all 50,000 training images: long on 2 cores, so it is
+# only read here, never trained: `fuselib grid --plan main_table --scale full` measures it);
+# at `cpu` the same table on the 10,000-image subset reuses every run the other plans measured.
+# The per-epoch curves test claim 6: earlier methods peak early or recover after a filter,
+# FUSE should stay low throughout.
+
+# %%
+MAIN_TABLE = experiments.plans.get("main_table")
+main_t = MAIN_TABLE.run(scale)
+print(f"{MAIN_TABLE.title} | scale {scale} | {MAIN_TABLE.command(scale)} | "
+      f"{len(main_t)} of {MAIN_TABLE.size(scale)} runs measured")
+MAIN_TABLE.table(scale, main_t) if len(main_t) else "nothing measured at this scale yet"
+
+# %%
+measured_filters = set(main_t.get("countermeasure", []))
+for cm in [c for c in ("none", "lowpass:0.25") if c in measured_filters]:
+    curves = experiments.curves(main_t, cm, MAIN_TABLE.protections(scale),
+                                MAIN_TABLE.labels.get("protection"))
+    epochs = [c for c in curves.columns if isinstance(c, int)]
+    fig = plots.lines({p: (epochs, curves.loc[p, epochs].tolist()) for p in curves.index},
+                      title=f"Test accuracy after each epoch, {cm} (mean over seeds)",
+                      xlabel="epoch", ylabel="clean test accuracy (%)", scale=scale, hline=10,
+                      hline_label="chance")
+    plots.save(fig, f"04_curves_{cm.replace(':', '')}_{scale}")
+    fig.show()
+
+# %% [markdown]
 # ## The countermeasure suite
 
 # %%

@@ -32,7 +32,8 @@ def test_every_plan_resolves(scale):
             for p in b.protections:
                 for c in b.countermeasures:
                     for a in b.archs:
-                        E.build_config(p, c, arch=a, scale=scale)
+                        E.build_config(p, c, arch=a, scale=scale, dataset=plan.dataset,
+                                       recipe=dict(plan.recipe) or None)
         assert plan.command(scale).startswith("fuselib ")
 
 
@@ -87,7 +88,7 @@ def test_every_shipped_record_rebuilds_to_its_key():
     import json
 
     from fuselib import countermeasures, protections
-    from fuselib.experiments.scales import rebuild
+    from fuselib.experiments.scales import dataset_of, rebuild
     from fuselib.experiments.store import shipped_dir
 
     folder = shipped_dir()
@@ -95,11 +96,16 @@ def test_every_shipped_record_rebuilds_to_its_key():
     assert records
     for f in records:
         c = json.loads(f.read_text())["config"]
+        t = c.get("transfer")  # perturbations made on another dataset: both datasets named
+        where = dict(dataset=dataset_of(c["data"]), source=dataset_of(t["data"])) if t else {}
         cfg, _, _ = E.build_config(
             rebuild(protections, c["protection"]), rebuild(countermeasures, c["countermeasure"]),
             trainer=c["trainer"], scale=c["scale"], seed=c["seed"], n_train=c["n_train"],
-            n_test=c["n_test"], recipe=c["recipe"], poison_ratio=c.get("poison_ratio", 1.0))
+            n_test=c["n_test"], recipe=c["recipe"], poison_ratio=c.get("poison_ratio", 1.0),
+            **where)
         cfg["data"] = c["data"]  # the data variant is this machine's, not the code's
+        if t:
+            cfg["transfer"]["data"] = t["data"]
         assert E.config_key(cfg) == f.stem, f.name
     for f in sorted((folder / "protections").glob("*.json")):
         c = json.loads(f.read_text())["config"]

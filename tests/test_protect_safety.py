@@ -625,11 +625,7 @@ MEASURE = """
 import sys
 from pathlib import Path
 from fuselib.protect import protect_folder
-
-def status(key):
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key):
-            return int(line.split()[1]) / 1024
+from fuselib.utils import status_mb as status
 
 warm, src, out, ckpt, n = sys.argv[1:]
 protect_folder(warm, out + "_warm", checkpoint=ckpt)  # every lazy import and first-call cost

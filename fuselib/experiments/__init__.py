@@ -14,6 +14,8 @@ One job a file:
 * :mod:`.store` — the result cache, the shipped records (``results/measured``), trained
   classifiers, the host a record was made on;
 * :mod:`.runner` — :func:`run` (and the fits, protected data and spectral profiles it uses);
+* :mod:`.transfer` — perturbations made on one dataset moved to another's images
+  (``run("fuse@imagenette:128")``: FUSE made on Imagenette, randomly cropped to CIFAR-10);
 * :mod:`.sweeps` — :func:`grid` and the tables made from it;
 * :mod:`.records` — :func:`export`, :func:`write_index`, :func:`verify`, :func:`verify_fits`;
 * :mod:`.certificates` — :func:`certify_protection`;
@@ -31,10 +33,10 @@ from .runner import (STATS, fit_cached, fit_record, fitted, partial, protect, pr
                      rerun, run, spectral_profile)
 from .scales import SCALES, build_config, describe, fit_config
 from .store import (config_key, host, keep_models, measured_dir, results_dir, trained_model)
-from .sweeps import by_cutoff, cutoff_of, cutoff_sweep, grid, separated
+from .sweeps import by_cutoff, curves, cutoff_of, cutoff_sweep, grid, separated
 
 __all__ = ["CERTIFY_SETTINGS", "SCALES", "STATS", "build_config", "by_cutoff",
-           "certify_protection", "config_key", "cutoff_of", "cutoff_sweep", "describe",
+           "certify_protection", "config_key", "curves", "cutoff_of", "cutoff_sweep", "describe",
            "export", "fit_cached", "fit_config", "fit_record", "fitted", "grid", "host",
            "keep_models", "measured_dir", "partial", "plans", "protect",
            "protected_data", "rerun", "results_dir", "run", "separated", "spec",

@@ -64,7 +64,7 @@ def certify_protection(protection="none", scale="ci", seed=0, countermeasure="no
         accuracy, trained_by = record["accuracy"], record["key"]
     else:
         xtr, ytr = data.subset(*data.load(dataset, "train", data_root), config["n_train"], seed)
-        seen = cm(protect(prot, xtr, ytr, config, cache), ytr)
+        seen = cm(protect(prot, xtr, ytr, config, cache, data_root), ytr)
         r = Recipe(**config["recipe"])
         out = train(seen, ytr, xte, yte, r, seed=seed, device=device or default_device(),
                     progress=progress, defences=countermeasures.defences(r))

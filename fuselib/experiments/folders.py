@@ -77,26 +77,49 @@ def evaluate_folder(train_dir, test: str = "imagenette", size: int = 64,
     r = get_recipe("fast", **over)
     config = folder_config(digest(folder.images, folder.labels), len(folder.labels),
                            data.info(test_name, data_root).key, cm, r, seed, scale)
-    key = config_key(config)
-    name = f"folders/{key}.json"
-    want = as_json(config)
-    for place in lookup(name) if cache else []:
-        hit = read_record(place, key)
-        if hit is not None and hit["config"] == want:
-            return {**hit, "cached": True}
+    hit = cached_record(config) if cache else None
+    if hit is not None:
+        return hit
 
     t0 = time.perf_counter()
     xte, yte = data.load(test_name, "test", data_root)
-    seen = cm(folder.images, folder.labels)
-    out = train(seen, folder.labels, xte, yte, r, seed=seed, device=device or default_device(),
-                progress=progress)
+    return train_record(folder.images, folder.labels, xte, yte, cm, r, config, cache=cache,
+                        device=device, progress=progress, t0=t0,
+                        extra={"train_folder": str(Path(train_dir)), "label": label,
+                               "skipped_files": len(folder.errors)})
+
+
+def cached_record(config: dict, where: str = "folders", measured: bool = True) -> dict | None:
+    """The record of ``config`` under ``where/`` in the results cache, then in the shipped
+    records (``cached: True``), or None."""
+    key = config_key(config)
+    want = as_json(config)
+    for place in lookup(f"{where}/{key}.json", measured):
+        hit = read_record(place, key)
+        if hit is not None and hit["config"] == want:
+            return {**hit, "cached": True}
+    return None
+
+
+def train_record(images, labels, test_images, test_labels, countermeasure, recipe: Recipe,
+                 config: dict, where: str = "folders", cache: bool = True, device=None,
+                 progress=None, extra: dict | None = None, t0: float | None = None) -> dict:
+    """Train ``recipe`` from scratch (seed ``config["seed"]``) on ``countermeasure(images,
+    labels)``, test on the clean test arrays, and keep the record of ``config`` under ``where/``
+    in the results cache: what :func:`evaluate_folder` and the audit of shared data
+    (:mod:`.audit`) both train with. ``extra`` fields go into the record (not its key)."""
+    t0 = time.perf_counter() if t0 is None else t0
+    seen = countermeasure(images, labels)
+    out = train(seen, labels, test_images, test_labels, recipe, seed=config["seed"],
+                device=device or default_device(), progress=progress,
+                defences=countermeasures.defences(recipe))
     out.pop("model")
     for k in ("resumed_from_epoch", "seconds_before_resume"):
         out.pop(k)
-    result = {"key": key, "config": config, **out, "train_folder": str(Path(train_dir)),
-              "label": label, "skipped_files": len(folder.errors), **stamp(t0, device)}
+    key = config_key(config)
+    result = {"key": key, "config": config, **out, **(extra or {}), **stamp(t0, device)}
     if cache:
-        write_record(name, result)
+        write_record(f"{where}/{key}.json", result)
     return {**result, "cached": False}
 
 
@@ -218,5 +241,5 @@ def _spec_of(described: dict) -> str:
                                               if k != "name")
 
 
-__all__ = ["FOLDER_RECIPE", "cached_folder_runs", "digest", "evaluate_folder", "folder_config",
-           "protect_proof", "resized_copy"]
+__all__ = ["FOLDER_RECIPE", "cached_folder_runs", "cached_record", "digest", "evaluate_folder",
+           "folder_config", "protect_proof", "resized_copy", "train_record"]

@@ -44,6 +44,31 @@ def lowpass(*cutoffs) -> tuple:
     return tuple(f"lowpass:{c}" for c in cutoffs)
 
 
+# issue 26: the paper's main table — every protection, the filters the paper's claims rest on;
+# three seeds (fit and classifier) where a claim turns on a few points
+MAIN_TABLE = ZOO + ("gue", "pue", "fuse", FIX)
+MAIN_SEEDED = ("none", "ar", "em", "pue", "fuse", FIX)
+MAIN_FILTERS = ("none",) + lowpass(0.125, 0.25, 0.5) + ("highpass:0.25", "jpeg:10+lowpass:0.25")
+
+
+# claim 5, cross-dataset transfer: each method made on the target itself and on the other
+# dataset ("NAME@DATASET", moved by fuselib/experiments/transfer.py)
+TRANSFER_METHODS = ("fuse", "em", "ar")
+TRANSFER_CIFAR = ("none",) + tuple(x for m in TRANSFER_METHODS
+                                   for x in (m, f"{m}@imagenette:128"))
+TRANSFER_IMAGENETTE = ("none",) + tuple(x for m in TRANSFER_METHODS for x in (m, f"{m}@cifar10"))
+
+
+def transfer_labels(target: str, source: str, spec: str) -> dict:
+    """Display names of a transfer plan's protections: which dataset each was made on."""
+    names = {"fuse": "FUSE", "em": "class-wise EM", "ar": "AR"}
+    out = {"none": "clean data"}
+    for m, name in names.items():
+        out[m] = f"{name} made on {target}"
+        out[f"{m}@{spec}"] = f"{name} made on {source}"
+    return out
+
+
 @dataclass(frozen=True)
 class Block:
     """One grid: every protection × countermeasure × arch × seed × poison ratio."""
@@ -260,6 +285,22 @@ _PLANS = [
           "cpu": (Block(("none", "random", "ar", "em", "fuse"), ("none", "lowpass:0.25")),),
           "*": (Block(ZOO + ("fuse",), ("none", "lowpass:0.25", "highpass:0.25")),)},
          notebook="04_main_results", rows="protection", cols="countermeasure"),
+    Plan("main_table", "The paper's main table: every protection with no filter, three "
+         "low-passes, a high-pass and JPEG 10 then low-pass, with seeds",
+         {"ci": (Block(("none", "fuse"), ("none", "lowpass:0.25")),),  # the headline's runs
+          "cpu": (Block(MAIN_TABLE[:7] + ("em:mode=sample,pgd_steps=5,max_rounds=10",)
+                        + MAIN_TABLE[8:], MAIN_FILTERS),
+                  Block(MAIN_SEEDED, MAIN_FILTERS, seeds=(0, 1, 2))),
+          "*": (Block(MAIN_TABLE, MAIN_FILTERS),
+                Block(MAIN_SEEDED, MAIN_FILTERS, seeds=(0, 1, 2)))},
+         notebook="04_main_results", rows="protection", cols="countermeasure",
+         cached_only=("ci", "cpu", "full"),
+         labels={"protection": {"none": "clean data", "em": "EM (class-wise)",
+                                "em:mode=sample": "EM (sample-wise)",
+                                "em:mode=sample,pgd_steps=5,max_rounds=10":
+                                    "EM (sample-wise, 5 PGD steps, ≤ 10 rounds)",
+                                "fuse": "FUSE, the paper's reading",
+                                FIX: "FUSE + low-pass rehearsal"}}),
     Plan("lowpass_sweep", "Accuracy across DCT low-pass cutoffs",
          {"ci": (Block(("none", "fuse"), ("none", "lowpass:0.25")),),
           "*": (Block(("none", "em", "fuse", "ar"), ("none",) + lowpass(*CUTOFFS)),)},
@@ -332,6 +373,26 @@ _PLANS = [
          recipe=FOLDER_RECIPE,
          labels={"protection": {"none": "clean", "fuse": "FUSE", "em": "class-wise EM",
                                 "ar": "AR"}}),
+    # claim 5: perturbations made on one dataset, moved to another (fuselib/experiments/
+    # transfer.py): Imagenette's 128-px ones randomly cropped to CIFAR-10's 32 px (the paper's
+    # method), CIFAR-10's tiled to Imagenette's 64 px; beside each, the same method made on the
+    # target itself. One dataset a plan, so two plans.
+    Plan("transfer", "Cross-dataset transfer to CIFAR-10: FUSE, class-wise EM and AR made on "
+         "Imagenette (128 px, randomly cropped to 32 px) against the same made on CIFAR-10, "
+         "with seeds",
+         {"ci": (), "*": (Block(TRANSFER_CIFAR, ("none", "lowpass:0.25"), seeds=(0, 1, 2)),)},
+         notebook="05_transfer", rows="protection", cols="countermeasure",
+         cached_only=("ci", "cpu"),
+         labels={"protection": transfer_labels("CIFAR-10", "Imagenette", "imagenette:128"),
+                 "countermeasure": {"none": "no filter", "lowpass:0.25": "low-pass 0.25"}}),
+    Plan("transfer_imagenette", "Cross-dataset transfer to Imagenette (64 px): FUSE, "
+         "class-wise EM and AR made on CIFAR-10 (32 px, tiled) against the same made on "
+         "Imagenette, with seeds",
+         {"ci": (), "*": (Block(TRANSFER_IMAGENETTE, ("none", "lowpass:0.25"), seeds=(0, 1)),)},
+         notebook="05_transfer", rows="protection", cols="countermeasure",
+         cached_only=("ci", "cpu"), dataset="imagenette:64", recipe=FOLDER_RECIPE,
+         labels={"protection": transfer_labels("Imagenette", "CIFAR-10", "cifar10"),
+                 "countermeasure": {"none": "no filter", "lowpass:0.25": "low-pass 0.25"}}),
     Plan("architectures", "FUSE across the attacker's architectures",
          {"ci": (Block(("none", "fuse")),), "cpu": (Block(("none", "fuse")),),
           "*": (Block(("none", "em", "ar", "fuse"),

@@ -15,7 +15,7 @@ from .. import countermeasures, data, protections
 from ..version import __version__
 from ..utils import atomic_write, copy_file
 from .runner import rerun
-from .scales import SCALES, fit_config, rebuild
+from .scales import SCALES, dataset_of, fit_config, rebuild
 from .store import config_key, measured_dir, read_record, results_dir, shipped_dir
 
 
@@ -52,7 +52,7 @@ def verify(scale: str = "cpu", sample: int = 3, seed: int = 0, keys=None,
         new = rerun(rec, device=device, progress=progress)
         diff = new["accuracy"] - rec["accuracy"]
         rows.append({"key": k,
-                     "protection": spec(rec["config"]["protection"], protections),
+                     "protection": protection_spec(rec["config"]),
                      "countermeasure": spec(rec["config"]["countermeasure"], countermeasures),
                      "shipped": rec["accuracy"], "recomputed": new["accuracy"], "diff": diff,
                      "same_config": new["key"] == k,
@@ -171,6 +171,14 @@ def spec(d: dict, registry) -> str:
     return f"{d['name']}:{rest}" if rest else d["name"]
 
 
+def protection_spec(config: dict) -> str:
+    """A run's protection as a short spec (:func:`spec`), with ``@DATASET`` when its
+    perturbations were made on another dataset (``fuse@imagenette``)."""
+    t = config.get("transfer")
+    s = spec(config["protection"], protections)
+    return f"{s}@{dataset_of(t['data'])}" if t else s
+
+
 def write_index(folder: Path | str) -> Path:
     """``index.csv`` of the run records in ``folder``: one row per record, read from them."""
     import pandas as pd
@@ -182,7 +190,7 @@ def write_index(folder: Path | str) -> Path:
         if obj is None:
             continue
         c = obj["config"]
-        rows.append({"scale": c["scale"], "protection": spec(c["protection"], protections),
+        rows.append({"scale": c["scale"], "protection": protection_spec(c),
                      "countermeasure": spec(c["countermeasure"], countermeasures), "arch": c["recipe"]["arch"],
                      "epochs": c["recipe"]["epochs"], "n_train": c["n_train"],
                      "poison_ratio": c.get("poison_ratio", 1.0), "seed": c["seed"],

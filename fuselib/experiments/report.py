@@ -215,10 +215,28 @@ def separated_block(name: str, scale: str, reference: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def curves_block(name: str, scale: str, countermeasure: str) -> str:
+    """Per-epoch test accuracy of a plan's protections under one countermeasure."""
+    from . import plans
+    from .sweeps import curves, curves_markdown
+
+    plan = plans.get(name)
+    df = plan.run(scale, cached_only=True)
+    df = df[df.countermeasure == countermeasure] if len(df) else df
+    if df.empty:
+        return f"(nothing measured yet: `{plan.command(scale)}`)\n"
+    tab = curves(df, countermeasure, plan.protections(scale), plan.labels.get("protection"))
+    return (curves_markdown(tab) + f"\n\ntest accuracy (%) after each epoch under "
+            f"`{countermeasure}`, mean over the seeds measured; the mean curve's peak in bold  \n"
+            + _provenance(df, plan, scale) + "\n")
+
+
 def render(what: str) -> str:
     words = what.split()
     if words[0] == "protect_proof" and len(words) == 2:
         return proof_block(words[1])
+    if words[0] == "curves" and len(words) == 4:
+        return curves_block(words[1], words[2], words[3])
     if words[0] == "separated" and len(words) == 4:
         return separated_block(words[1], words[2], words[3])
     if words[0] == "plan" and len(words) == 3:

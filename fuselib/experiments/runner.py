@@ -4,6 +4,10 @@ A run missing from the cache is looked up in the shipped records before anything
 (:mod:`fuselib.experiments.store`). A run that is stopped mid-training (Ctrl-C, a closed
 laptop, a session's end) left a checkpoint of its last finished epoch in ``partial/``; running
 it again resumes there and ends with the same record.
+
+A protection ``"fuse@imagenette:128"`` is fitted on the source's training subset (the run's seed
+and ``n_train``; the same cached fit as ``run("fuse", dataset="imagenette:128")``) and its
+perturbations are moved to the run's images (:mod:`.transfer`).
 """
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ import torch
 from .. import countermeasures, data, protections, spectral
 from ..train import Recipe, train
 from ..utils import default_device, peak_rss_mb, write_json
-from .scales import build_config, describe, fit_config, rebuild
+from . import transfer
+from .scales import build_config, dataset_of, describe, fit_config, rebuild
 from .store import (as_json, config_key, find_json, host, keep_models, lookup, read_record,
                     results_dir, save_model, write_record)
 
@@ -66,17 +71,41 @@ def fit_cached(prot, images, labels, config: dict, cache: bool = True, measured:
     return prot
 
 
-def protect(prot, images, labels, config: dict, cache: bool = True):
-    """Fit ``prot`` on the training subset (or reuse a cached fit) and apply it."""
-    return fit_cached(prot, images, labels, config, cache).apply(images, labels)
+def source_subset(config: dict, data_root=None):
+    """A transfer run's source images and labels: the source's training subset, drawn as the
+    protection's own run there draws it (the run's seed, the source's ``n_train``)."""
+    t = config["transfer"]
+    x, y = data.load(dataset_of(t["data"]), "train", data_root)
+    return data.subset(x, y, t["n_train"], config["seed"])
+
+
+def protect(prot, images, labels, config: dict, cache: bool = True, data_root=None,
+            measured: bool = True):
+    """Fit ``prot`` on the training subset (or reuse a cached fit) and apply it; a transfer
+    run's (``config["transfer"]``) is fitted on the source and its perturbations moved to
+    ``images`` (:func:`.transfer.move`)."""
+    if "transfer" not in config:
+        return fit_cached(prot, images, labels, config, cache, measured).apply(images, labels)
+    xs, ys = source_subset(config, data_root)
+    ps = fit_cached(prot, xs, ys, config, cache, measured).apply(xs, ys)
+    how = transfer.method(xs.shape[-1], images.shape[-1], prot.norm)
+    if how != config["transfer"]["method"]:  # the config was built from the data's names
+        raise RuntimeError(f"the source's {xs.shape[-1]}-px images and the run's "
+                           f"{images.shape[-1]}-px ones mean {how!r}, not the config's "
+                           f"{config['transfer']['method']!r}")
+    return transfer.move(xs, ps, ys, images, labels, seed=config["seed"], norm=prot.norm,
+                         eps=prot.eps)
 
 
 def _fit_setup(protection, scale, seed, dataset, n_train, data_root):
-    """The config of a protection's undefended run, the protection, and its training subset."""
+    """The config of a protection's undefended run, the protection, and the images it is
+    fitted on (the run's training subset; a transfer run's source subset)."""
     config, prot, _ = build_config(protection, scale=scale, seed=seed, dataset=dataset,
                                    n_train=n_train, data_root=data_root)
-    x, y = data.load(dataset, "train", data_root)
-    x, y = data.subset(x, y, config["n_train"], seed)
+    if "transfer" in config:
+        x, y = source_subset(config, data_root)
+    else:
+        x, y = data.subset(*data.load(dataset, "train", data_root), config["n_train"], seed)
     return config, prot, x, y
 
 
@@ -96,13 +125,15 @@ def fit_record(protection="none", scale="ci", seed=0, dataset="cifar10", n_train
 def run(protection="none", countermeasure="none", arch=None, trainer="fast", scale="ci",
         seed=0, dataset="cifar10", epochs=None, n_train=None, n_test=None, data_root=None,
         recipe=None, cache=True, device=None, progress=None, poison_ratio=1.0,
-        cached_only=False, measured=True) -> dict | None:
+        cached_only=False, measured=True, source=None) -> dict | None:
     """One experiment. ``recipe`` overrides recipe fields; ``poison_ratio`` < 1 protects only
     that share of the training images; ``cached_only`` returns the cached result or None, never
-    training; ``measured=False`` ignores the shipped records (``results/measured``)."""
+    training; ``measured=False`` ignores the shipped records (``results/measured``).
+    ``protection="fuse@imagenette:128"`` (or ``source="imagenette:128"`` with a protection
+    object) makes the perturbations on that dataset and moves them to ``dataset``'s images."""
     setting = dict(arch=arch, trainer=trainer, scale=scale, seed=seed, dataset=dataset,
                    epochs=epochs, n_train=n_train, n_test=n_test, data_root=data_root,
-                   recipe=recipe, poison_ratio=poison_ratio)
+                   recipe=recipe, poison_ratio=poison_ratio, source=source)
     config, prot, cm = build_config(protection, countermeasure, **setting)
     if cm.uses_peak:  # early stopping: the undefended run, read at its best epoch
         base = run(protection, "none", cache=cache, device=device, progress=progress,
@@ -127,7 +158,7 @@ def run(protection="none", countermeasure="none", arch=None, trainer="fast", sca
     xte, yte = data.load(dataset, "test", data_root)
     xtr, ytr = data.subset(xtr, ytr, config["n_train"], seed)
     xte, yte = data.subset(xte, yte, config["n_test"], seed)
-    protected = fit_cached(prot, xtr, ytr, config, cache, measured).apply(xtr, ytr)
+    protected = protect(prot, xtr, ytr, config, cache, data_root, measured)
     if "poison_ratio" in config:
         protected = partial(xtr, protected, config["poison_ratio"], seed)
     seen = cm(protected, ytr)
@@ -159,8 +190,10 @@ def protected_data(protection="none", scale="ci", seed=0, dataset="cifar10", n_t
                    data_root=None, cache=True):
     """The training subset of a run and its protected version: ``(clean, protected, labels)``,
     all uint8/int64, fitting the protection (or reusing its cached fit) exactly as :func:`run`."""
-    config, prot, x, y = _fit_setup(protection, scale, seed, dataset, n_train, data_root)
-    return x, protect(prot, x, y, config, cache), y
+    config, prot, _ = build_config(protection, scale=scale, seed=seed, dataset=dataset,
+                                   n_train=n_train, data_root=data_root)
+    x, y = data.subset(*data.load(dataset, "train", data_root), config["n_train"], seed)
+    return x, protect(prot, x, y, config, cache, data_root), y
 
 
 def fitted(protection="none", scale="ci", seed=0, dataset="cifar10", n_train=None,
@@ -183,6 +216,8 @@ def spectral_profile(protection="none", scale="ci", seed=0, bands=(0, 1 / 3, 2 /
                                 n_train=n_train, data_root=data_root)
     pcfg = {**fit_config(config), "bands": [float(b) for b in bands], "basis": basis,
             "max_images": int(max_images)}
+    if "transfer" in config:  # the moved perturbations, on the run's data
+        pcfg["transfer"] = {**config["transfer"], "to": config["data"]}
     name = f"profiles/{config_key(pcfg)}.json"
     hit = find_json(name, "config", as_json(pcfg)) if cache else None
     if hit is not None:
@@ -191,16 +226,7 @@ def spectral_profile(protection="none", scale="ci", seed=0, bands=(0, 1 / 3, 2 /
         return None
     x, px, _ = protected_data(protection, scale, seed, dataset, n_train, data_root, cache)
     d = (px[:max_images].float() - x[:max_images].float()) / 255
-    coeffs = spectral.dct2(d) if basis == "dct" else spectral.fft2(d).abs()
-    energy = (coeffs.abs() ** 2).sum(dim=(0, 1))
-    r = spectral.radial_frequency(d.shape[-2:], basis).to(energy.device)
-    out = []
-    for k, (lo, hi) in enumerate(zip(bands[:-1], bands[1:])):
-        last = k == len(bands) - 2
-        m = (r >= lo) & ((r <= hi) if last else (r < hi))
-        out.append(float(energy[m].sum()))
-    total = sum(out)
-    fractions = [e / total if total > 0 else 0.0 for e in out]
+    fractions = spectral.band_shares(d, bands, basis)
     if cache:
         write_record(name, {"config": pcfg, "fractions": fractions,
                             "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
@@ -213,8 +239,10 @@ def rerun(record: dict, device=None, progress=None) -> dict:
     stored in it. The result's ``key`` equals the record's when the config was rebuilt exactly
     (same fuselib version and data variant)."""
     c = record["config"]
+    t = c.get("transfer")
     return run(protection=rebuild(protections, c["protection"]),
                countermeasure=rebuild(countermeasures, c["countermeasure"]),
                trainer=c["trainer"], scale=c["scale"], seed=c["seed"], n_train=c["n_train"],
                n_test=c["n_test"], recipe=c["recipe"], poison_ratio=c.get("poison_ratio", 1.0),
+               dataset=dataset_of(c["data"]), source=dataset_of(t["data"]) if t else None,
                cache=False, measured=False, device=device, progress=progress)

@@ -4,6 +4,11 @@ Everything that enters a record's hash is built here, once: the protection and c
 with all their parameters, the training recipe (training-time defence fields only when switched
 on), the scale's subset sizes, the seed, the exact data variant and the fuselib version. The
 fit of a protection is keyed by the part of that config it depends on (:func:`fit_config`).
+
+A protection spec may name the dataset its perturbations are made on, ``"fuse@imagenette:128"``
+(:func:`split_source`): the run's config then carries ``"transfer"`` — the source's data key, its
+``n_train`` and how the perturbations are moved (:mod:`.transfer`) — and its fit is the
+source's (:func:`fit_config`). A spec without ``@`` builds exactly the config it always did.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from dataclasses import asdict
 from .. import countermeasures, data, protections, registry
 from ..version import __version__
 from ..train import Recipe, get_recipe
+from . import transfer
 
 # scale -> training-set size, test-set size and per-trainer recipe overrides.
 # smoke: a few seconds a run on 2 CPU cores, to check that a whole grid runs end to end (every
@@ -101,13 +107,51 @@ def _seeded(spec: str, seed: int):
     return protections.get(spec, **({"seed": seed} if seed and "seed" not in kw else {}))
 
 
+def split_source(spec: str) -> tuple:
+    """``"fuse@imagenette:128"`` -> ``("fuse", "imagenette:128")``: a protection spec and the
+    dataset its perturbations are made on; ``(spec, None)`` for a spec without ``@``."""
+    base, at, source = str(spec).partition("@")
+    if not at:
+        return spec, None
+    if not base.strip() or not source.strip() or "@" in source:
+        raise ValueError(f"protection {spec!r}: write NAME@DATASET, e.g. 'fuse@imagenette:128' "
+                         "(FUSE made on Imagenette at 128 px)")
+    return base.strip(), source.strip()
+
+
+def dataset_of(key: str) -> str:
+    """The dataset name in a data key: ``"imagenette:64/local128"`` -> ``"imagenette:64"``."""
+    return key.partition("/")[0]
+
+
+def transfer_config(source: str, target, n_train, norm, data_root=None) -> dict:
+    """The ``"transfer"`` part of a run's config: perturbations made on ``source`` (its data key
+    and training-subset size) and moved to the run's data ``target`` (a
+    :class:`fuselib.data.DatasetInfo`) by ``method`` (:func:`.transfer.method`)."""
+    sinfo = data.info(source, data_root)
+    if sinfo.name == target.name:
+        raise ValueError(f"perturbations made on {source!r} for a run on the same data: "
+                         f"drop '@{source}'")
+    transfer.check_classes(len(data.classes(sinfo.name, data_root)),
+                           len(data.classes(target.name, data_root)), sinfo.name, target.name)
+    return {"data": sinfo.key, "n_train": n_train,
+            "method": transfer.method(data.image_size(sinfo.name),
+                                      data.image_size(target.name), norm)}
+
+
 def build_config(protection="none", countermeasure="none", *, arch=None, trainer="fast",
                  scale="ci", seed=0, dataset="cifar10", epochs=None, n_train=None,
-                 n_test=None, data_root=None, recipe=None, poison_ratio=1.0):
+                 n_test=None, data_root=None, recipe=None, poison_ratio=1.0, source=None):
     """Resolve names to objects and the full, hashable config of one run:
-    ``(config, protection, countermeasure)``."""
+    ``(config, protection, countermeasure)``. ``"fuse@imagenette:128"`` (or ``source=``, for a
+    protection object) makes the perturbations on that dataset (:mod:`.transfer`)."""
     if not 0 <= float(poison_ratio) <= 1:
         raise ValueError(f"poison_ratio must be in [0, 1], got {poison_ratio}")
+    if isinstance(protection, str):
+        protection, at = split_source(protection)
+        if at is not None and source is not None and at != source:
+            raise ValueError(f"protection names its source {at!r}, but source={source!r}")
+        source = source if at is None else at
     prot = _seeded(protection, int(seed)) if isinstance(protection, str) else protection
     cm = countermeasures.get(countermeasure) if isinstance(countermeasure, str) else countermeasure
     # a training-time defence switches trainer options on; they enter the config (and hash)
@@ -128,9 +172,16 @@ def build_config(protection="none", countermeasure="none", *, arch=None, trainer
     }
     if float(poison_ratio) < 1:  # only when set, so the keys of full-poisoning runs stay put
         config["poison_ratio"] = float(poison_ratio)
+    if source is not None:  # only when set, like poison_ratio
+        config["transfer"] = transfer_config(source, dinfo, config["n_train"],
+                                             getattr(prot, "norm", "linf"), data_root)
     return config, prot, cm
 
 
 def fit_config(config: dict) -> dict:
-    """The part of a run's config that its protection's fit depends on."""
-    return {k: config[k] for k in FIT_FIELDS}
+    """The part of a run's config that its protection's fit depends on. A transfer run's fit is
+    the source's: the same fit config (and cached fit) as the protection's own run there."""
+    out = {k: config[k] for k in FIT_FIELDS}
+    if "transfer" in config:
+        out.update(data=config["transfer"]["data"], n_train=config["transfer"]["n_train"])
+    return out

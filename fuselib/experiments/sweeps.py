@@ -138,6 +138,43 @@ def separated(df, reference: str, by: str = "countermeasure", what: str = "prote
                                        "larger std", "seeds", "exceeds"])
 
 
+def curves(df, countermeasure: str = "none", order=None, labels=None):
+    """The test accuracy after every epoch (percent, mean over seeds) of each protection's runs
+    under ``countermeasure``: protection × epoch, plus the epoch of the mean curve's peak and
+    how many seeds it averages (the paper's claim 6: prior UEs peak early or recover after a
+    filter; FUSE should stay low throughout). Runs with curves of different lengths are not
+    averaged together: the longest wins."""
+    import numpy as np
+    import pandas as pd
+
+    rows = {}
+    for p, g in df[df.countermeasure == countermeasure].groupby("protection", sort=False):
+        length = max(len(c) for c in g.curve)
+        cs = np.array([c for c in g.curve if len(c) == length], dtype=float) * 100
+        mean = cs.mean(axis=0)
+        rows[p] = {**{e + 1: mean[e] for e in range(length)},
+                   "peak epoch": int(mean.argmax()) + 1, "seeds": len(cs)}
+    order = [p for p in (order or rows) if p in rows]
+    out = pd.DataFrame([rows[p] for p in order], index=order)
+    out.index.name = "protection"
+    if labels:
+        out = out.rename(index=labels)
+    return out
+
+
+def curves_markdown(tab) -> str:
+    """:func:`curves` as Markdown: every epoch's accuracy to one decimal, the peak in bold."""
+    lines = [f"| {tab.index.name} | " + " | ".join(
+        f"epoch {c}" if isinstance(c, int) else str(c) for c in tab.columns) + " |",
+        "| --- " * (len(tab.columns) + 1) + "|"]
+    for name, r in tab.iterrows():
+        peak = int(r["peak epoch"])
+        cells = [(f"**{v:.1f}**" if c == peak else f"{v:.1f}") if isinstance(c, int)
+                 else "" if v != v else str(int(v)) for c, v in r.items()]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown(tab) -> str:
     """A :func:`table` as a Markdown table (its index name heads the first column)."""
     lines = [f"| {tab.index.name} | " + " | ".join(map(str, tab.columns)) + " |",
