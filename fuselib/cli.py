@@ -360,6 +360,22 @@ def cmd_grid(args):
 
     common = dict(trainer=args.trainer, data_root=args.data_root, cache=not args.no_cache,
                   measured=not args.recompute)
+    if args.export:
+        if args.no_cache or args.cached_only:
+            raise ValueError("--export ships what a run writes to the cache: not with "
+                             "--no-cache or --cached-only")
+        from .experiments.store import shipped_dir, writable_dir
+
+        # the shipped records: results/measured, or the folder FUSELIB_MEASURED names
+        dest = writable_dir(os.environ.get("FUSELIB_MEASURED") or shipped_dir(),
+                            "--export: the shipped records folder")
+
+        def ship(r):  # every run trained here is shipped as soon as it ends
+            if not r["cached"]:
+                experiments.export(args.scale, dest)
+                print(f"  shipped {r['key']} ({r['accuracy']:.2%}) to {dest}", flush=True)
+
+        common["on_run"] = ship
     if args.csv:
         _check_output_file(args.csv, "--csv")
     if args.plan:
@@ -793,6 +809,9 @@ def main(argv=None):
     p.add_argument("--no-cache", **no_cache)
     p.add_argument("--recompute", action="store_true",
                    help="ignore the records shipped in results/measured (the cache still counts)")
+    p.add_argument("--export", action="store_true",
+                   help="copy each run to results/measured as soon as it ends (fuselib export "
+                        "--scale S after every run): a long queue that stops keeps what it did")
     p.add_argument("--cached-only", action="store_true",
                    help="train nothing: the table of the runs already measured (cache and "
                         "shipped records)")

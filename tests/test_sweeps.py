@@ -52,3 +52,16 @@ def test_separated_needs_two_seeds_and_two_stds():
     assert set(sep.index) == {"far", "near"}
     assert bool(sep.exceeds["far"]) and not bool(sep.exceeds["near"])
     assert sep.difference["far"] == pytest.approx(20.0)
+
+
+def test_grid_export_ships_each_run_as_it_ends(results_tmp, capsys):
+    from fuselib import cli
+
+    measured = results_tmp.parent / "measured"
+    assert cli.main(["grid", "random", "--scale", "smoke", "--export"]) == 0
+    out = capsys.readouterr().out
+    shipped = sorted(p.name for p in measured.glob("*.json"))
+    assert len(shipped) == 1 and f"shipped {shipped[0][:-5]}" in out
+    assert (measured / "index.csv").read_text().count("\n") == 2  # header + the run
+    assert cli.main(["grid", "random", "--scale", "smoke", "--export", "--cached-only"]) == 2
+    assert "--export" in capsys.readouterr().err

@@ -16,11 +16,12 @@ COLUMNS = ["protection", "countermeasure", "arch", "trainer", "scale", "seed", "
 
 
 def grid(protections=("none",), countermeasures=("none",), archs=(None,), seeds=(0,),
-         **common):
+         on_run=None, **common):
     """Every combination of the lists, as one tidy DataFrame (one row per run).
 
     ``countermeasures="all"`` is the whole suite, :data:`fuselib.countermeasures.SUITE`;
-    ``cached_only=True`` returns only the runs already in the cache (nothing is trained)."""
+    ``cached_only=True`` returns only the runs already in the cache (nothing is trained);
+    ``on_run(record)`` is called after each run (e.g. to ship it at once)."""
     import pandas as pd
 
     if isinstance(countermeasures, str):
@@ -35,6 +36,8 @@ def grid(protections=("none",), countermeasures=("none",), archs=(None,), seeds=
                     r = run(protection=p, countermeasure=c, arch=a, seed=s, **common)
                     if r is None:  # cached_only and not measured yet
                         continue
+                    if on_run is not None:
+                        on_run(r)
                     rows.append({
                         "protection": p if isinstance(p, str) else p.name,
                         "countermeasure": c if isinstance(c, str) else c.name,
