@@ -73,6 +73,8 @@ def _provenance(df, plan, scale: str) -> str:
     total = plan.size(scale)
     sc = SCALES[scale]
     n = "all" if sc["n_train"] is None else f"{sc['n_train']:,}"
+    if n != "all" and getattr(plan, "dataset", "cifar10") != "cifar10":
+        n = f"up to {n}"  # a smaller training split (Imagenette: 9,469) is used whole
     parts = [f"`{plan.command(scale)}`", f"scale `{scale}` ({n} training images)",
              f"{len(df)} of {total} {'certificates' if plan.kind == 'certify' else 'runs'} "
              "measured"]
