@@ -28,11 +28,12 @@ def test_gpu_check_determinism_step(tmp_path):
 
 def test_gpu_check_claim_steps_run_on_the_cpu(tmp_path):
     """Issue 23's GPU steps, end to end at smoke scale with the GPU hidden (what the device call
-    runs at paper scale); main_table with two protections to keep it short."""
+    runs at paper scale); main_table with two protections to keep it short. The budget is a
+    cap, not a goal: about 10 minutes on 2 idle cores, several times that beside other work."""
     env = dict(__import__("os").environ, GPU_CHECK_PROTECTIONS="none,ar")
     res = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path), "--device", "cpu",
-                          "--budget", "900", "--steps", "fast_full", "resnet_epoch", "fuse_fit",
-                          "main_table"], capture_output=True, text=True, timeout=1000, env=env)
+                          "--budget", "3600", "--steps", "fast_full", "resnet_epoch", "fuse_fit",
+                          "main_table"], capture_output=True, text=True, timeout=3700, env=env)
     assert res.returncode == 0, res.stdout + res.stderr
     for step in ("fast_full", "resnet_epoch", "fuse_fit", "main_table"):
         assert f"{step} | ok |" in res.stdout, res.stdout
