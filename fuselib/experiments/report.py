@@ -224,13 +224,13 @@ def curves_block(name: str, scale: str, countermeasure: str) -> str:
 
     plan = plans.get(name)
     df = plan.run(scale, cached_only=True)
-    df = df[df.countermeasure == countermeasure] if len(df) else df
-    if df.empty:
+    these = df[df.countermeasure == countermeasure] if len(df) else df
+    if these.empty:
         return f"(nothing measured yet: `{plan.command(scale)}`)\n"
-    tab = curves(df, countermeasure, plan.protections(scale), plan.labels.get("protection"))
+    tab = curves(these, countermeasure, plan.protections(scale), plan.labels.get("protection"))
     return (curves_markdown(tab) + f"\n\ntest accuracy (%) after each epoch under "
-            f"`{countermeasure}`, mean over the seeds measured; the mean curve's peak in bold  \n"
-            + _provenance(df, plan, scale) + "\n")
+            f"`{countermeasure}` ({len(these)} runs), mean over the seeds measured; the mean "
+            "curve's peak in bold; the plan as a whole:  \n" + _provenance(df, plan, scale) + "\n")
 
 
 def render(what: str) -> str:
