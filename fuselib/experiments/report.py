@@ -60,6 +60,18 @@ def _hosts(hosts) -> str:
     return "; ".join(f"{k} ({v})" for k, v in counts.items())
 
 
+_FRAMES: dict = {}  # plan name, scale -> its measured frame, for one fill() (blocks share them)
+
+
+def measured_frame(plan, scale: str):
+    """``plan.run(scale, cached_only=True)``, read once per :func:`fill` however many blocks
+    show the plan."""
+    key = (plan.name, scale)
+    if key not in _FRAMES:
+        _FRAMES[key] = plan.run(scale, cached_only=True)
+    return _FRAMES[key]
+
+
 def compute_seconds(df) -> float:
     """The compute a frame of runs took; an early-stopping row reuses the undefended run's
     record (the same training), so it costs nothing of its own."""
@@ -96,7 +108,7 @@ def plan_block(name: str, scale: str) -> str:
     from .sweeps import markdown
 
     plan = plans.get(name)
-    df = plan.run(scale, cached_only=True)
+    df = measured_frame(plan, scale)
     if df.empty:
         return f"(nothing measured yet: `{plan.command(scale)}`)\n"
     # a countermeasure whose runs reuse another's (early stopping) costs nothing of its own
@@ -142,7 +154,7 @@ def plans_block(scale: str = "cpu") -> str:
              "| --- | --- | --- | --- | --- |"]
     for name in plans.names():
         plan = plans.get(name)
-        df = plan.run(scale, cached_only=True)
+        df = measured_frame(plan, scale)
         total = plan.size(scale)
         secs = compute_seconds(df) if len(df) and "seconds" in df else 0.0
         compute = f"{secs / 3600:.1f} h" if secs else ""
@@ -203,7 +215,7 @@ def separated_block(name: str, scale: str, reference: str) -> str:
     from .sweeps import separated
 
     plan = plans.get(name)
-    df = plan.run(scale, cached_only=True)
+    df = measured_frame(plan, scale)
     sep = separated(df, reference) if len(df) else df
     if sep.empty:
         return "(no cell has two seeds on both sides yet)\n"
@@ -223,7 +235,7 @@ def curves_block(name: str, scale: str, countermeasure: str) -> str:
     from .sweeps import curves, curves_markdown
 
     plan = plans.get(name)
-    df = plan.run(scale, cached_only=True)
+    df = measured_frame(plan, scale)
     these = df[df.countermeasure == countermeasure] if len(df) else df
     if these.empty:
         return f"(nothing measured yet: `{plan.command(scale)}`)\n"
@@ -262,6 +274,7 @@ def fill(text: str) -> str:
 def write(check: bool = False, root: Path | None = None) -> list:
     """Fill the generated blocks of README.md and RESULTS.md; returns the files that changed
     (``check=True``: that would change, writing nothing)."""
+    _FRAMES.clear()  # read the records afresh, once for every file written
     from ..utils import write_text
 
     root = Path(root) if root is not None else REPO
