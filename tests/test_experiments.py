@@ -279,3 +279,15 @@ def test_smoke_scale_is_for_grids_not_notebooks():
         notebook.setup("smoke")
     with pytest.raises(ValueError, match="scale must be one of ci"):
         notebook.setup("huge")
+
+
+def test_fit_records_keep_the_fits_history(results_tmp):
+    """An EM fit's record says how many rounds it ran (a fit that stopped early shows it)."""
+    E.fitted("em:max_rounds=2", scale="smoke", n_train=200)
+    E.fitted("random", scale="smoke", n_train=200)
+    recs = [json.loads(p.read_text()) for p in (results_tmp / "protections").glob("*.json")]
+    by_name = {r["config"]["protection"]["name"]: r for r in recs}
+    rounds = by_name["em"]["history"]
+    assert 1 <= len(rounds) <= 2 and [r[0] for r in rounds] == list(range(1, len(rounds) + 1))
+    assert all(0 <= r[2] <= 1 for r in rounds)  # the surrogate's accuracy on perturbed data
+    assert "history" not in by_name["random"]

@@ -67,7 +67,10 @@ def fit_cached(prot, images, labels, config: dict, cache: bool = True, measured:
             "config": fit_cfg, "fit_seconds": seconds, "device": str(default_device()),
             "threads": torch.get_num_threads(), "cost": getattr(prot, "cost", ""),
             "peak_rss_mb": peak_rss_mb(),  # of the whole process, up to the fit's end
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": host()})
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": host(),
+            # how the fit went (EM: per round, the surrogate's loss and its accuracy on the
+            # perturbed data, so a fit that stopped early shows it); absent when not kept
+            **({"history": as_json(prot.history)} if getattr(prot, "history", None) else {})})
     return prot
 
 
