@@ -168,6 +168,19 @@ print(f"{INET.title} | scale {scale} | {INET.command(scale)} | {len(inet)} of "
       f"{INET.size(scale)} runs measured")
 INET.table(scale, inet)
 
+# %% [markdown]
+# Which of these the attacker's augmentation decides: the same protections trained with
+# CIFAR-10's augmentation (a flip and a 2-pixel shift, no random resized crop). The question:
+# does a perturbation built from exact pixel-level patterns (AR's autoregressive filters) fail
+# above because the crop rescales those patterns away? A blank cell is not measured yet.
+
+# %%
+AUG = experiments.plans.get("imagenette_augment")
+aug = AUG.run(scale, seeds=[seed], device=env.device)
+print(f"{AUG.title} | scale {scale} | {AUG.command(scale)} | {len(aug)} of "
+      f"{AUG.size(scale)} runs measured")
+AUG.table(scale, aug)
+
 # %%
 assert partial.loc[1.0].drop("clean data").lt(clean_acc).all()
 assert chain.accuracy.between(0, 1).all()

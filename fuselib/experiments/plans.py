@@ -375,6 +375,14 @@ _PLANS = [
          recipe=FOLDER_RECIPE,
          labels={"protection": {"none": "clean", "fuse": "FUSE", "em": "class-wise EM",
                                 "ar": "AR", "fuse:epochs=20": "FUSE, 20-epoch fit"}}),
+    # the same at 64 px with CIFAR-10's augmentation (a flip and a 2-px shift, no random
+    # resized crop): which protections the attacker's rescaling crop defeats
+    Plan("imagenette_augment", "Imagenette at 64 px trained with CIFAR-10's augmentation (flip "
+         "+ 2-px shift, no random resized crop): does the attacker's crop decide?",
+         {"ci": (), "*": (Block(("none", "fuse", "em", "ar"), ("none",)),)},
+         notebook="05_transfer", cached_only=("ci", "cpu"), dataset="imagenette:64",
+         labels={"protection": {"none": "clean", "fuse": "FUSE", "em": "class-wise EM",
+                                "ar": "AR"}}),
     # claim 5: perturbations made on one dataset, moved to another (fuselib/experiments/
     # transfer.py): Imagenette's 128-px ones randomly cropped to CIFAR-10's 32 px (the paper's
     # method), CIFAR-10's tiled to Imagenette's 64 px; beside each, the same method made on the
