@@ -59,6 +59,9 @@ TRANSFER_CIFAR = ("none",) + tuple(x for m in TRANSFER_METHODS
 TRANSFER_IMAGENETTE = ("none",) + tuple(x for m in TRANSFER_METHODS for x in (m, f"{m}@cifar10"))
 
 
+# the Imagenette plans' protections, as their tables name them
+INET_LABELS = {"none": "clean", "fuse": "FUSE", "em": "class-wise EM", "ar": "AR"}
+
 def transfer_labels(target: str, source: str, spec: str) -> dict:
     """Display names of a transfer plan's protections: which dataset each was made on."""
     names = {"fuse": "FUSE", "em": "class-wise EM", "ar": "AR"}
@@ -373,16 +376,14 @@ _PLANS = [
                           Block(("fuse:epochs=20",), ("none", "lowpass:0.25")))},
          notebook="05_transfer", cached_only=("ci", "cpu"), dataset="imagenette:64",
          recipe=FOLDER_RECIPE,
-         labels={"protection": {"none": "clean", "fuse": "FUSE", "em": "class-wise EM",
-                                "ar": "AR", "fuse:epochs=20": "FUSE, 20-epoch fit"}}),
+         labels={"protection": {**INET_LABELS, "fuse:epochs=20": "FUSE, 20-epoch fit"}}),
     # the same at 64 px with CIFAR-10's augmentation (a flip and a 2-px shift, no random
     # resized crop): which protections the attacker's rescaling crop defeats
     Plan("imagenette_augment", "Imagenette at 64 px trained with CIFAR-10's augmentation (flip "
          "+ 2-px shift, no random resized crop): does the attacker's crop decide?",
          {"ci": (), "*": (Block(("none", "fuse", "em", "ar"), ("none",)),)},
          notebook="05_transfer", cached_only=("ci", "cpu"), dataset="imagenette:64",
-         labels={"protection": {"none": "clean", "fuse": "FUSE", "em": "class-wise EM",
-                                "ar": "AR"}}),
+         labels={"protection": INET_LABELS}),
     # claim 5: perturbations made on one dataset, moved to another (fuselib/experiments/
     # transfer.py): Imagenette's 128-px ones randomly cropped to CIFAR-10's 32 px (the paper's
     # method), CIFAR-10's tiled to Imagenette's 64 px; beside each, the same method made on the
