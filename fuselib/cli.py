@@ -342,8 +342,9 @@ def cmd_protect_proof(args):
 
     if not args.cached_only:
         _check_cache(args)
+    fit = {} if args.epochs is None else {"epochs": args.epochs}
     df = protect_proof(args.workdir, scale=args.scale, size=args.size, seed=args.seed,
-                       data_root=args.data_root, cached_only=args.cached_only)
+                       data_root=args.data_root, cached_only=args.cached_only, **fit)
     if df.empty:
         print(f"nothing recorded at scale {args.scale}, {args.size} px, seed {args.seed}")
         return
@@ -731,6 +732,9 @@ def main(argv=None):
                    help="the resolution the images are published and trained at (default 64)")
     p.add_argument("--scale", **scale)
     p.add_argument("--seed", **seed)
+    p.add_argument("--epochs", type=_count(), default=None,
+                   help="FUSE fit epochs for protect (default 10; other values label the rows "
+                        "fuse:epochs=N and protect into their own folder)")
     p.add_argument("--cached-only", action="store_true",
                    help="print what is recorded, compute nothing")
     p.set_defaults(func=cmd_protect_proof, no_cache=False)

@@ -66,7 +66,7 @@ def test_shipped_records_are_read_but_never_trusted_blindly(results_tmp, tmp_pat
     assert shipped / f"{first['key']}.json" in files
     assert any(f.parent.name == "protections" and f.suffix == ".pt" for f in files)
     index = (shipped / "index.csv").read_text().splitlines()
-    assert len(index) == 2 and first["key"] in index[1] and "ci,random,none," in index[1]
+    assert len(index) == 2 and first["key"] in index[1] and "ci,cifar10,random,none," in index[1]
     assert E.export("cpu", tmp_path / "none_here") == []  # other scales are not copied
     monkeypatch.setenv("FUSELIB_RESULTS", str(tmp_path / "fresh"))
     monkeypatch.setenv("FUSELIB_MEASURED", str(shipped))

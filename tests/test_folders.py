@@ -79,13 +79,21 @@ def test_resized_copy_is_complete_and_atomic(root, tmp_path):
     assert not (tmp_path / "small.tmp").exists()
 
 
+def test_proof_labels_name_the_fit_settings():
+    assert folders.proof_label({}) == "fuse"
+    assert folders.proof_label({"epochs": 10}) == "fuse"  # PROOF_FIT, said explicitly
+    assert folders.proof_label({"epochs": 20}) == "fuse:epochs=20"
+    assert folders.proof_label({"lr": 0.1, "epochs": 20}) == "fuse:epochs=20,lr=0.1"
+
+
 def test_protect_proof_end_to_end_and_the_command(root, tmp_path, capsys):
     df = folders.protect_proof(tmp_path / "work", scale="smoke", size=16, data_root=root,
                                epochs=1, batch_size=8, surrogate_steps=1)
-    assert list(df.label) == ["clean", "fuse"] * 2
+    fit = "fuse:batch_size=8,epochs=1,surrogate_steps=1"  # the fit's settings name its rows
+    assert list(df.label) == ["clean", fit] * 2
     assert list(df.countermeasure) == ["none", "none", "lowpass:0.25", "lowpass:0.25"]
     assert df.accuracy.between(0, 1).all()
-    protected = tmp_path / "work" / "imagenette16_fuse_seed0"
+    protected = tmp_path / "work" / "imagenette16_fuse_batch_size8_epochs1_surrogate_steps1_seed0"
     diff = max(int((data.read_image(p).int() - data.read_image(
         tmp_path / "work" / "imagenette16" / p.relative_to(protected)).int()).abs().max())
         for p in protected.rglob("*.png"))

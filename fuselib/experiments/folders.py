@@ -180,9 +180,11 @@ def protect_proof(workdir, scale: str = "cpu", size: int = 64, seed: int = 0,
     3. :func:`evaluate_folder` on the clean copy and on the protected one, each after every
        countermeasure, testing on the clean val split at ``size``.
 
-    ``workdir`` keeps the two folders and the protection (reused when there); the records go to
-    the results cache like every run. ``cached_only``: the rows already recorded (by label),
-    nothing computed."""
+    ``fuse_settings`` (e.g. ``epochs=20``) change protect's fit; the protected folder, the
+    protection and the records' label then name them (label ``fuse:epochs=20``; ``fuse`` is
+    protect's fit with the settings of :data:`PROOF_FIT`). ``workdir`` keeps the folders and
+    the protections (reused when there); the records go to the results cache like every run.
+    ``cached_only``: every row already recorded (clean and each fit's label), nothing computed."""
     import pandas as pd
 
     from ..protect import protect_folder
@@ -191,7 +193,8 @@ def protect_proof(workdir, scale: str = "cpu", size: int = 64, seed: int = 0,
     if cached_only:
         for rec in cached_folder_runs():
             c = rec["config"]
-            if (rec.get("label") in ("clean", "fuse") and c.get("scale") == scale
+            label = rec.get("label") or ""
+            if ((label == "clean" or label.split(":")[0] == "fuse") and c.get("scale") == scale
                     and c["seed"] == seed and c["test"].startswith(f"imagenette:{size}/")):
                 rows.append(_row(rec))
         return pd.DataFrame(rows, columns=ROW_COLUMNS)
@@ -199,17 +202,30 @@ def protect_proof(workdir, scale: str = "cpu", size: int = 64, seed: int = 0,
     work.mkdir(parents=True, exist_ok=True)
     root = data.info("imagenette", data_root).path
     small = resized_copy(root / "train", work / f"imagenette{size}", size)
-    prot = work / f"imagenette{size}_fuse_seed{seed}"
+    fit = proof_label(fuse_settings)
+    tag = fit.replace("fuse", "", 1).replace(":", "_").replace("=", "").replace(",", "_")
+    prot = work / f"imagenette{size}_fuse{tag}_seed{seed}"
     if not (prot / "manifest.csv").is_file():
         protect_folder(small, prot, size=size, seed=seed, progress=progress,
-                       save_protection=work / f"fuse{size}_seed{seed}.pt",
-                       overwrite=prot.is_dir(), **fuse_settings)
+                       save_protection=work / f"fuse{size}{tag}_seed{seed}.pt",
+                       overwrite=prot.is_dir(), **{**PROOF_FIT, **fuse_settings})
     for cm in countermeasures:  # unfiltered first: the main comparison, should a run stop
-        for label, folder in (("clean", small), ("fuse", prot)):
+        for label, folder in (("clean", small), (fit, prot)):
             rec = evaluate_folder(folder, "imagenette", size, cm, seed, scale, label=label,
                                   data_root=data_root, progress=progress)
             rows.append(_row(rec))
     return pd.DataFrame(rows, columns=ROW_COLUMNS)
+
+
+# the fit of the proof's plain ``fuse`` rows (FUSE's CIFAR-10 default, passed explicitly so that
+# the label keeps its meaning); a proof with other settings labels its rows with the difference
+PROOF_FIT = {"epochs": 10}
+
+
+def proof_label(fuse_settings: dict) -> str:
+    """``fuse``, or ``fuse:epochs=20`` for a fit whose settings differ from :data:`PROOF_FIT`."""
+    diff = {k: v for k, v in sorted(fuse_settings.items()) if PROOF_FIT.get(k, object()) != v}
+    return "fuse" + (":" + ",".join(f"{k}={v}" for k, v in diff.items()) if diff else "")
 
 
 ROW_COLUMNS = ["label", "countermeasure", "seed", "accuracy", "peak_accuracy", "peak_epoch",
@@ -242,4 +258,4 @@ def _spec_of(described: dict) -> str:
 
 
 __all__ = ["FOLDER_RECIPE", "cached_folder_runs", "cached_record", "digest", "evaluate_folder",
-           "folder_config", "protect_proof", "resized_copy", "train_record"]
+           "folder_config", "proof_label", "protect_proof", "resized_copy", "train_record"]

@@ -190,7 +190,8 @@ def write_index(folder: Path | str) -> Path:
         if obj is None:
             continue
         c = obj["config"]
-        rows.append({"scale": c["scale"], "protection": protection_spec(c),
+        rows.append({"scale": c["scale"], "dataset": dataset_of(c["data"]),
+                     "protection": protection_spec(c),
                      "countermeasure": spec(c["countermeasure"], countermeasures), "arch": c["recipe"]["arch"],
                      "epochs": c["recipe"]["epochs"], "n_train": c["n_train"],
                      "poison_ratio": c.get("poison_ratio", 1.0), "seed": c["seed"],
@@ -198,10 +199,10 @@ def write_index(folder: Path | str) -> Path:
                      "peak_epoch": obj["peak_epoch"], "seconds": round(obj["seconds"], 1),
                      "created": obj.get("created"), "torch": obj.get("torch"), "key": obj["key"]})
     out = folder / "index.csv"
-    cols = ["scale", "protection", "countermeasure", "arch", "epochs", "n_train", "poison_ratio",
+    cols = ["scale", "dataset", "protection", "countermeasure", "arch", "epochs", "n_train", "poison_ratio",
             "seed", "accuracy", "peak_accuracy", "peak_epoch", "seconds", "created", "torch", "key"]
     # a folder of fits only (export --fits-only into a new folder) gets the header alone
     with atomic_write(out) as tmp:
         pd.DataFrame(rows, columns=cols).sort_values(
-            ["scale", "protection", "countermeasure"]).to_csv(tmp, index=False)
+            ["scale", "dataset", "protection", "countermeasure"]).to_csv(tmp, index=False)
     return out
