@@ -733,8 +733,8 @@ def main(argv=None):
     p.add_argument("--scale", **scale)
     p.add_argument("--seed", **seed)
     p.add_argument("--epochs", type=_count(), default=None,
-                   help="FUSE fit epochs for protect (default 10; other values label the rows "
-                        "fuse:epochs=N and protect into their own folder)")
+                   help="FUSE fit epochs for protect (default protect's: 10 up to 32 px, 20 "
+                        "above); rows are labelled fuse:epochs=N unless N is 10")
     p.add_argument("--cached-only", action="store_true",
                    help="print what is recorded, compute nothing")
     p.set_defaults(func=cmd_protect_proof, no_cache=False)
@@ -904,7 +904,8 @@ def main(argv=None):
                    help="training: save the trained protection here right after training "
                         "(outside INPUT and OUTPUT; keep it private)")
     p.add_argument("--epochs", type=int, default=None,
-                   help=f"training: FUSE epochs (default {DEFAULT_TRAINING['epochs']})")
+                   help="training: FUSE epochs (default by the working size: 10 up to 32 px, "
+                        "20 above)")
     p.add_argument("--portion", type=float, default=None,
                    help="training: share of the images the generator trains on, in (0, 1] "
                         f"(default {DEFAULT_TRAINING['portion']})")

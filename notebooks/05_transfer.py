@@ -145,9 +145,11 @@ for name in ("transfer", "transfer_imagenette"):
 # trained on the output folder with ImageNet-style augmentation (random resized crop + flip) and
 # tested on the clean val split at 64 px, beside the same classifier trained on the unprotected
 # copy; both also after the attacker's low-pass 0.25 (`fuselib protect-proof --scale cpu`,
-# which runs `fuselib protect` and `fuselib evaluate-folder`). Then the paper's ImageNet-subset
-# table at 64 px (plan `imagenette`). Only recorded runs are shown here at `ci` and `cpu`; a
-# blank table means not measured yet.
+# which runs `fuselib protect` and `fuselib evaluate-folder`). A row per fit: `fuse` was
+# protect's first default (10 FUSE epochs, CIFAR-10's), `fuse:epochs=20` its default at 64 px
+# now (`fuselib.protect.default_epochs`: the 10-epoch fit stops on a loss plateau there). Then
+# the paper's ImageNet-subset table at 64 px (plan `imagenette`). Only recorded runs are shown
+# here at `ci` and `cpu`; a blank table means not measured yet.
 
 # %%
 from fuselib.experiments import folders

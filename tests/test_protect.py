@@ -68,3 +68,28 @@ def test_protect_with_a_saved_protection_and_refusals(tmp_path, capsys):
                                           torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="not fuse"):
         protect_folder(src, tmp_path / "o3", checkpoint=other.save(tmp_path / "r.pt"))
+
+
+def test_the_default_fit_length_follows_the_working_size(tmp_path, monkeypatch):
+    """No epochs given: 10 up to 32 px (CIFAR-10's), 20 above (10 stop on a plateau at 64 px);
+    given ones (API or ``--epochs``) win."""
+    from fuselib import protect
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def capture(p, *args):
+        seen.append(p.config()["epochs"])
+        raise Stop
+
+    monkeypatch.setattr(protect, "_train_and_save", capture)
+    src = _tree(tmp_path / "in", [(40, 40)] * 2, gray=False)
+    for i, kw in enumerate([dict(size=32), dict(size=64), dict(), dict(size=64, epochs=3)]):
+        with pytest.raises(Stop):
+            protect_folder(src, tmp_path / f"out{i}", **kw)
+    with pytest.raises(Stop):
+        cli.main(["protect", str(src), str(tmp_path / "cli"), "--size", "48"])
+    assert seen == [10, 20, 20, 3, 20]
+    assert [protect.default_epochs(s) for s in (8, 32, 33, 128)] == [10, 10, 20, 20]

@@ -180,9 +180,10 @@ def protect_proof(workdir, scale: str = "cpu", size: int = 64, seed: int = 0,
     3. :func:`evaluate_folder` on the clean copy and on the protected one, each after every
        countermeasure, testing on the clean val split at ``size``.
 
-    ``fuse_settings`` (e.g. ``epochs=20``) change protect's fit; the protected folder, the
-    protection and the records' label then name them (label ``fuse:epochs=20``; ``fuse`` is
-    protect's fit with the settings of :data:`PROOF_FIT`). ``workdir`` keeps the folders and
+    ``fuse_settings`` (e.g. ``epochs=20``) change protect's fit (default: protect's, epochs by
+    :func:`fuselib.protect.default_epochs`); the protected folder, the protection and the
+    records' label name what differs from :data:`PROOF_FIT` (label ``fuse:epochs=20``; plain
+    ``fuse`` is a 10-epoch fit). ``workdir`` keeps the folders and
     the protections (reused when there); the records go to the results cache like every run.
     ``cached_only``: every row already recorded (clean and each fit's label), nothing computed."""
     import pandas as pd
@@ -202,13 +203,16 @@ def protect_proof(workdir, scale: str = "cpu", size: int = 64, seed: int = 0,
     work.mkdir(parents=True, exist_ok=True)
     root = data.info("imagenette", data_root).path
     small = resized_copy(root / "train", work / f"imagenette{size}", size)
+    from ..protect import default_epochs
+
+    fuse_settings = {"epochs": default_epochs(size), **fuse_settings}  # protect's default fit
     fit = proof_label(fuse_settings)
     tag = fit.replace("fuse", "", 1).replace(":", "_").replace("=", "").replace(",", "_")
     prot = work / f"imagenette{size}_fuse{tag}_seed{seed}"
     if not (prot / "manifest.csv").is_file():
         protect_folder(small, prot, size=size, seed=seed, progress=progress,
                        save_protection=work / f"fuse{size}{tag}_seed{seed}.pt",
-                       overwrite=prot.is_dir(), **{**PROOF_FIT, **fuse_settings})
+                       overwrite=prot.is_dir(), **fuse_settings)
     for cm in countermeasures:  # unfiltered first: the main comparison, should a run stop
         for label, folder in (("clean", small), (fit, prot)):
             rec = evaluate_folder(folder, "imagenette", size, cm, seed, scale, label=label,
@@ -217,8 +221,8 @@ def protect_proof(workdir, scale: str = "cpu", size: int = 64, seed: int = 0,
     return pd.DataFrame(rows, columns=ROW_COLUMNS)
 
 
-# the fit of the proof's plain ``fuse`` rows (FUSE's CIFAR-10 default, passed explicitly so that
-# the label keeps its meaning); a proof with other settings labels its rows with the difference
+# the fit of the proof's plain ``fuse`` rows (protect's default when they were first recorded, the
+# CIFAR-10 one); a proof with other settings labels its rows with the difference
 PROOF_FIT = {"epochs": 10}
 
 

@@ -192,10 +192,9 @@ def proof_block(scale: str) -> str:
     if df.empty:
         return f"(nothing measured yet: {command})\n"
     cms = list(dict.fromkeys(df.countermeasure))
-    names = {"clean": "clean copy", "fuse": "after `fuselib protect` (FUSE, 10-epoch fit)"}
+    names = {"clean": "clean copy", "fuse": "after `fuselib protect` (FUSE, epochs=10)"}
     fits = sorted(set(df.label) - {"clean", "fuse"})
-    names.update({f: f"after `fuselib protect --{f.split(':')[1].replace('=', ' ')}`"
-                  for f in fits})
+    names.update({f: f"after `fuselib protect` (FUSE, {f.partition(':')[2]})" for f in fits})
     lines = ["| training folder | " + " | ".join(cms) + " |", "| --- " * (len(cms) + 1) + "|"]
     for label in [x for x in ("clean", "fuse") if x in set(df.label)] + fits:
         g = df[df.label == label].set_index("countermeasure")
