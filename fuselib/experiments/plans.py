@@ -373,8 +373,8 @@ _PLANS = [
          "FUSE, class-wise EM and AR, unfiltered and low-passed",
          {"ci": (), "*": (Block(("none", "fuse", "em", "ar"), ("none", "lowpass:0.25")),
                           # is FUSE's 10-epoch fit (its CIFAR-10 default) too short at 64 px?
-                          # a second seed before protect's default follows it
-                          Block(("fuse:epochs=20",), ("none", "lowpass:0.25"), seeds=(0, 1)))},
+                          # (protect's default at 64 px now): seeds tell it from the 10-epoch fit
+                          Block(("fuse:epochs=20",), ("none", "lowpass:0.25"), seeds=(0, 1, 2)))},
          notebook="05_transfer", cached_only=("ci", "cpu"), dataset="imagenette:64",
          recipe=FOLDER_RECIPE,
          labels={"protection": {**INET_LABELS, "fuse:epochs=20": "FUSE, 20-epoch fit"}}),
