@@ -61,8 +61,9 @@ Training length follows the working size (:func:`default_epochs`): 10 FUSE epoch
 (the CIFAR-10 setting), 20 above. Measured on Imagenette at 64 px (RESULTS.md, plan
 ``imagenette`` and ``fuselib protect-proof``): the 10-epoch fit stops on a loss plateau (the
 surrogate still learns the protected data's high band at chance) and leaves 27-28% clean val
-accuracy to an attacker (clean data: 79%); fitted for 20 epochs it falls past the plateau.
-Larger working sizes (128 px and up) were not measured; give ``epochs`` (``--epochs``) there.
+accuracy to an attacker (clean data: 79%); fitted for 20 epochs it falls past the plateau and
+leaves 10-22% (three fits). Larger working sizes (128 px and up) were not measured; give
+``epochs`` (``--epochs``) there.
 
 Safety: what is never done
 --------------------------
@@ -119,12 +120,6 @@ MIN_SIZE = 8                 # smallest class pattern side accepted (the generat
 MAX_SIZE = 4096
 DEFAULT_SIZE = 64
 DEFAULT_TRAINING = {"epochs": None, "portion": 1.0, "batch_size": 128}  # epochs: by size
-
-
-def default_epochs(size: int) -> int:
-    """FUSE fit epochs for class patterns of ``size`` px when none are given: 10 up to 32 px
-    (FUSE's CIFAR-10 default), 20 above (10 stop on a loss plateau at 64 px: module docstring)."""
-    return 10 if size <= 32 else 20
 MANIFEST = "manifest.csv"
 JOURNAL = "manifest.partial.csv"
 NOT_DONE = "not done: the run stopped before it"
@@ -132,6 +127,12 @@ STALE = "stale: written by an earlier run, its input is gone"
 FIELDS = ["file", "output", "class", "size", "psnr_db", "max_abs_delta", "status",
           "source_sha256", "output_sha256", "protection"]
 _TMP = re.compile(r"^\..+\.tmp\d+$")   # our temporary names: .<name>.tmp<pid>
+
+
+def default_epochs(size: int) -> int:
+    """FUSE fit epochs for class patterns of ``size`` px when none are given: 10 up to 32 px
+    (FUSE's CIFAR-10 default), 20 above (10 stop on a loss plateau at 64 px: module docstring)."""
+    return 10 if size <= 32 else 20
 
 
 class ProtectError(ValueError):

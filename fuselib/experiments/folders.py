@@ -183,12 +183,12 @@ def protect_proof(workdir, scale: str = "cpu", size: int = 64, seed: int = 0,
     ``fuse_settings`` (e.g. ``epochs=20``) change protect's fit (default: protect's, epochs by
     :func:`fuselib.protect.default_epochs`); the protected folder, the protection and the
     records' label name what differs from :data:`PROOF_FIT` (label ``fuse:epochs=20``; plain
-    ``fuse`` is a 10-epoch fit). ``workdir`` keeps the folders and
-    the protections (reused when there); the records go to the results cache like every run.
+    ``fuse`` is a 10-epoch fit). ``workdir`` keeps the folders and the protections (reused
+    when there); the records go to the results cache like every run.
     ``cached_only``: every row already recorded (clean and each fit's label), nothing computed."""
     import pandas as pd
 
-    from ..protect import protect_folder
+    from ..protect import default_epochs, protect_folder
 
     rows = []
     if cached_only:
@@ -203,8 +203,6 @@ def protect_proof(workdir, scale: str = "cpu", size: int = 64, seed: int = 0,
     work.mkdir(parents=True, exist_ok=True)
     root = data.info("imagenette", data_root).path
     small = resized_copy(root / "train", work / f"imagenette{size}", size)
-    from ..protect import default_epochs
-
     fuse_settings = {"epochs": default_epochs(size), **fuse_settings}  # protect's default fit
     fit = proof_label(fuse_settings)
     tag = fit.replace("fuse", "", 1).replace(":", "_").replace("=", "").replace(",", "_")

@@ -192,15 +192,16 @@ def write_index(folder: Path | str) -> Path:
         c = obj["config"]
         rows.append({"scale": c["scale"], "dataset": dataset_of(c["data"]),
                      "protection": protection_spec(c),
-                     "countermeasure": spec(c["countermeasure"], countermeasures), "arch": c["recipe"]["arch"],
+                     "countermeasure": spec(c["countermeasure"], countermeasures),
+                     "arch": c["recipe"]["arch"],
                      "epochs": c["recipe"]["epochs"], "n_train": c["n_train"],
                      "poison_ratio": c.get("poison_ratio", 1.0), "seed": c["seed"],
                      "accuracy": obj["accuracy"], "peak_accuracy": obj["peak_accuracy"],
                      "peak_epoch": obj["peak_epoch"], "seconds": round(obj["seconds"], 1),
                      "created": obj.get("created"), "torch": obj.get("torch"), "key": obj["key"]})
     out = folder / "index.csv"
-    cols = ["scale", "dataset", "protection", "countermeasure", "arch", "epochs", "n_train", "poison_ratio",
-            "seed", "accuracy", "peak_accuracy", "peak_epoch", "seconds", "created", "torch", "key"]
+    cols = ["scale", "dataset", "protection", "countermeasure", "arch", "epochs", "n_train",
+            "poison_ratio", "seed", "accuracy", "peak_accuracy", "peak_epoch", "seconds", "created", "torch", "key"]
     # a folder of fits only (export --fits-only into a new folder) gets the header alone
     with atomic_write(out) as tmp:
         pd.DataFrame(rows, columns=cols).sort_values(
