@@ -291,3 +291,32 @@ def test_fit_records_keep_the_fits_history(results_tmp):
     assert 1 <= len(rounds) <= 2 and [r[0] for r in rounds] == list(range(1, len(rounds) + 1))
     assert all(0 <= r[2] <= 1 for r in rounds)  # the surrogate's accuracy on perturbed data
     assert "history" not in by_name["random"]
+
+
+def test_interrupted_fuse_fit_resumes_from_its_checkpoint(results_tmp, monkeypatch):
+    """A runner fit stopped after its first epoch leaves partial/fit-KEY.pt; the next run
+    resumes it (the same generator as an uninterrupted fit) and removes it."""
+    import torch
+
+    from fuselib.protections.fuse import FuseTrainer
+
+    spec = "fuse:epochs=2,portion=1.0,batch_size=100,surrogate_steps=1"
+    whole = E.fitted(spec, scale="ci", n_train=300, cache=False)
+    real_save = FuseTrainer._save
+
+    def save_then_die(self, epoch, gen):
+        real_save(self, epoch, gen)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(FuseTrainer, "_save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        E.run(protection=spec, **TINY)
+    monkeypatch.setattr(FuseTrainer, "_save", real_save)
+    ckpts = list((results_tmp / "partial").glob("fit-*.pt"))
+    assert len(ckpts) == 1 and torch.load(ckpts[0], weights_only=True)["epoch"] == 1
+    r = E.run(protection=spec, **TINY)
+    assert not list((results_tmp / "partial").glob("fit-*.pt"))
+    fit = E.fit_record(spec, scale="ci", n_train=300)
+    assert fit["resumed_from_checkpoint"] and len(fit["history"]) == 2
+    assert r["config"]["protection"]["epochs"] == 2
+    assert torch.equal(E.fitted(spec, scale="ci", n_train=300).deltas, whole.deltas)

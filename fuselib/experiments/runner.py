@@ -3,7 +3,8 @@
 A run missing from the cache is looked up in the shipped records before anything is trained
 (:mod:`fuselib.experiments.store`). A run that is stopped mid-training (Ctrl-C, a closed
 laptop, a session's end) left a checkpoint of its last finished epoch in ``partial/``; running
-it again resumes there and ends with the same record.
+it again resumes there and ends with the same record; so does a protection's fit that
+checkpoints (FUSE, every epoch: ``partial/fit-KEY.pt``).
 
 A protection ``"fuse@imagenette:128"`` is fitted on the source's training subset (the run's seed
 and ``n_train``; the same cached fit as ``run("fuse", dataset="imagenette:128")``) and its
@@ -56,8 +57,20 @@ def fit_cached(prot, images, labels, config: dict, cache: bool = True, measured:
             continue
         if loaded.config() == prot.config():
             return loaded
+    # a fit that checkpoints (FUSE: every epoch) and is stopped resumes where it was, from
+    # partial/fit-KEY.pt; a user's own checkpoint path is left as it is
+    ckpt = None
+    if cache and hasattr(prot, "checkpoint") and prot.checkpoint is None:
+        ckpt = results_dir() / "partial" / f"fit-{config_key(fit_cfg)}.pt"
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        prot.checkpoint = str(ckpt)
+    resumed = ckpt is not None and ckpt.is_file()  # then fit_seconds is the last part only
     t0 = time.perf_counter()
-    prot.fit(images, labels)
+    try:
+        prot.fit(images, labels)
+    finally:
+        if ckpt is not None:
+            prot.checkpoint = None
     seconds = time.perf_counter() - t0
     STATS["fitted"] += 1
     if cache:
@@ -70,7 +83,10 @@ def fit_cached(prot, images, labels, config: dict, cache: bool = True, measured:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": host(),
             # how the fit went (EM: per round, the surrogate's loss and its accuracy on the
             # perturbed data, so a fit that stopped early shows it); absent when not kept
-            **({"history": as_json(prot.history)} if getattr(prot, "history", None) else {})})
+            **({"history": as_json(prot.history)} if getattr(prot, "history", None) else {}),
+            **({"resumed_from_checkpoint": True} if resumed else {})})
+        if ckpt is not None:
+            ckpt.unlink(missing_ok=True)
     return prot
 
 
