@@ -56,10 +56,11 @@ MAIN_FILTERS = ("none",) + lowpass(0.125, 0.25, 0.5) + ("highpass:0.25", "jpeg:1
 TRANSFER_METHODS = ("fuse", "em", "ar")
 TRANSFER_CIFAR = ("none",) + tuple(x for m in TRANSFER_METHODS
                                    for x in (m, f"{m}@imagenette:128"))
-TRANSFER_IMAGENETTE = ("none",) + tuple(x for m in TRANSFER_METHODS for x in (m, f"{m}@cifar10"))
 # at 64 px FUSE's 10-epoch fit (its CIFAR-10 default) is too short (plan imagenette); the
 # 20-epoch fit, protect's default above 32 px, is the fair "made on the target" row too
 FUSE_64 = "fuse:epochs=20"
+TRANSFER_IMAGENETTE = ("none", "fuse", FUSE_64, "fuse@cifar10", "em", "em@cifar10",
+                       "ar", "ar@cifar10")
 
 
 # the Imagenette plans' protections, as their tables name them
@@ -403,8 +404,7 @@ _PLANS = [
     Plan("transfer_imagenette", "Cross-dataset transfer to Imagenette (64 px): FUSE, "
          "class-wise EM and AR made on CIFAR-10 (32 px, tiled) against the same made on "
          "Imagenette, with seeds",
-         {"ci": (), "*": (Block(TRANSFER_IMAGENETTE[:2] + (FUSE_64,) + TRANSFER_IMAGENETTE[2:],
-                                ("none", "lowpass:0.25"), seeds=(0, 1)),)},
+         {"ci": (), "*": (Block(TRANSFER_IMAGENETTE, ("none", "lowpass:0.25"), seeds=(0, 1)),)},
          notebook="05_transfer", rows="protection", cols="countermeasure",
          cached_only=("ci", "cpu"), dataset="imagenette:64", recipe=FOLDER_RECIPE,
          labels={"protection": {**transfer_labels("Imagenette", "CIFAR-10", "cifar10"),
