@@ -354,6 +354,17 @@ def cmd_protect_proof(args):
     print(tab.round(2).to_string())
 
 
+def _print_share(plan, args, worker):
+    """Which of a plan's fits (and so runs) worker ``(i, n)`` makes."""
+    from .experiments import sweeps
+
+    fits = plan.fits(args.scale, args.seeds, data_root=args.data_root)
+    mine = plan.share(args.scale, worker, args.seeds, data_root=args.data_root)
+    print(f"worker {worker[0]} of {worker[1]}: {len(sweeps.share(fits, worker))} of the plan's "
+          f"{len(fits)} fits, with every run that uses them: "
+          + ", ".join(f"{p} seed {s}" for p, s in mine))
+
+
 def cmd_grid(args):
     """Every protection × countermeasure (or a named plan), one table of clean test accuracy."""
     from . import countermeasures, experiments
@@ -361,6 +372,14 @@ def cmd_grid(args):
 
     common = dict(trainer=args.trainer, data_root=args.data_root, cache=not args.no_cache,
                   measured=not args.recompute)
+    worker = None
+    if args.worker:
+        worker = sweeps.parse_worker(args.worker)
+        if args.cached_only or args.no_cache:
+            raise ValueError("--worker shares out the runs to train through the cache: not "
+                             "with --cached-only or --no-cache")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.export:
         if args.no_cache or args.cached_only:
             raise ValueError("--export ships what a run writes to the cache: not with "
@@ -387,6 +406,8 @@ def cmd_grid(args):
             raise ValueError(f"plan {plan.name!r} holds certificates: {plan.command(args.scale)}")
         print(f"plan {plan.name}: {plan.title} | {plan.size(args.scale)} runs at scale "
               f"{args.scale}")
+        if worker is not None:
+            _print_share(plan, args, worker)
         if args.list:
             for b in plan.blocks_for(args.scale):
                 print(f"  {' '.join(b.protections)} x {' '.join(b.countermeasures)} | seeds "
@@ -397,7 +418,8 @@ def cmd_grid(args):
             return
         if not args.cached_only:
             _check_cache(args)
-        df = plan.run(args.scale, seeds=args.seeds, cached_only=args.cached_only, **common)
+        df = plan.run(args.scale, seeds=args.seeds, cached_only=args.cached_only,
+                      worker=worker, **common)
         rows, cols, labels = plan.rows, plan.cols, (plan.labels.get(plan.rows),
                                                    plan.labels.get(plan.cols))
         row_order, col_order = plan.order(rows, args.scale), plan.order(cols, args.scale)
@@ -411,7 +433,7 @@ def cmd_grid(args):
             _check_cache(args)
         df = experiments.grid(protections=args.protections, countermeasures=cms,
                               scale=args.scale, seeds=args.seeds or [0],
-                              cached_only=args.cached_only, **common)
+                              cached_only=args.cached_only, worker=worker, **common)
         # the longer list runs down the rows: a suite of countermeasures reads as a column per
         # protection, a zoo of protections as a row each
         n_cm = len(countermeasures.SUITE) if cms == "all" else len(cms)
@@ -819,6 +841,13 @@ def main(argv=None):
     p.add_argument("--cached-only", action="store_true",
                    help="train nothing: the table of the runs already measured (cache and "
                         "shipped records)")
+    p.add_argument("--worker", default=None, metavar="I/N",
+                   help="run only worker I's share of N: start N of these side by side (e.g. "
+                        "--worker 1/2 and --worker 2/2 --threads 1 on 2 cores); each fit and "
+                        "the runs that use it go to one worker; --cached-only then reads the "
+                        "whole table")
+    p.add_argument("--threads", type=_count(), default=None,
+                   help="CPU threads for this process (default torch's: every core)")
     p.add_argument("--markdown", action="store_true",
                    help="print the table as Markdown (final accuracy, peak in brackets if higher)")
     p.add_argument("--csv", default=None,

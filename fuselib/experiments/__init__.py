@@ -29,15 +29,15 @@ the cache and before anything is trained (``FUSELIB_RECOMPUTE=1`` ignores them).
 from . import plans
 from .certificates import SETTINGS as CERTIFY_SETTINGS, certify_protection
 from .records import export, spec, verify, verify_fits, write_index
-from .runner import (STATS, fit_cached, fit_record, fitted, partial, protect, protected_data,
-                     rerun, run, spectral_profile)
+from .runner import (STATS, fit_cached, fit_key, fit_record, fitted, partial, protect,
+                     protected_data, rerun, run, spectral_profile)
 from .scales import SCALES, build_config, describe, fit_config
 from .store import (config_key, host, keep_models, measured_dir, results_dir, trained_model)
 from .sweeps import by_cutoff, curves, cutoff_of, cutoff_sweep, grid, separated
 
 __all__ = ["CERTIFY_SETTINGS", "SCALES", "STATS", "build_config", "by_cutoff",
            "certify_protection", "config_key", "curves", "cutoff_of", "cutoff_sweep", "describe",
-           "export", "fit_cached", "fit_config", "fit_record", "fitted", "grid", "host",
+           "export", "fit_cached", "fit_config", "fit_key", "fit_record", "fitted", "grid", "host",
            "keep_models", "measured_dir", "partial", "plans", "protect",
            "protected_data", "rerun", "results_dir", "run", "separated", "spec",
            "spectral_profile", "trained_model", "verify", "verify_fits", "write_index"]

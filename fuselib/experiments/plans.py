@@ -119,8 +119,11 @@ class Plan:
         return list(dict.fromkeys(c for b in self.blocks_for(scale) for c in b.countermeasures))
 
     def size(self, scale: str) -> int:
-        """How many runs (or certificates) the plan holds at ``scale``."""
-        return sum(len(b) for b in self.blocks_for(scale))
+        """How many runs (or certificates) the plan holds at ``scale``; a run in two blocks
+        (clean data, unfiltered, say) counts once, as in :meth:`run`'s frame."""
+        return len({(p, c, a, s, r) for b in self.blocks_for(scale) for p in b.protections
+                    for c in b.countermeasures for a in b.archs for s in b.seeds
+                    for r in b.poison_ratios})
 
     def command(self, scale: str) -> str:
         verb = "certify" if self.kind == "certify" else "grid"
@@ -130,25 +133,28 @@ class Plan:
         return dict(self.settings.get(scale, self.settings.get("*", {})))
 
     # ------------------------------------------------------------------ running it
-    def run(self, scale: str, seeds=None, cached_only=None, **common):
+    def run(self, scale: str, seeds=None, cached_only=None, worker=None, **common):
         """Every run of the plan at ``scale`` as one tidy frame (:func:`grid`'s columns, plus
         ``poison_ratio``); ``seeds`` replaces the plan's seeds (a notebook's ``seed``);
         ``cached_only`` defaults to the plan's setting for the scale. ``kind="certify"``:
-        one row per certificate."""
+        one row per certificate. ``worker=(i, n)``: only worker ``i``'s share of ``n``
+        (:meth:`fits`; run ``n`` of them side by side, then read the whole with
+        ``cached_only=True``)."""
         import pandas as pd
 
         if cached_only is None:
             cached_only = scale in self.cached_only
+        if self.kind != "grid" and worker is not None:
+            raise ValueError(f"plan {self.name!r} is not a grid of runs: it has no workers")
         if self.kind == "certify":
             return self._certify(scale, seeds, cached_only, **common)
         if self.kind == "profile":
             return self._profiles(scale, seeds, cached_only)
         from .sweeps import COLUMNS, grid
 
-        if self.dataset != "cifar10":
-            common.setdefault("dataset", self.dataset)
-        if self.recipe:
-            common.setdefault("recipe", dict(self.recipe))
+        common = self._common(common)
+        if worker is not None:
+            common.update(worker=worker, fits=self.fits(scale, seeds, **common))
         parts = []
         for b in self.blocks_for(scale):
             for ratio in b.poison_ratios:
@@ -163,6 +169,35 @@ class Plan:
         # a cell in two blocks (e.g. clean data, unfiltered) counts once
         return df.drop_duplicates(["protection", "countermeasure", "arch", "seed",
                                    "poison_ratio"], ignore_index=True)
+
+    def _common(self, common: dict) -> dict:
+        """``common`` with the plan's dataset and recipe where it sets none."""
+        common = dict(common)
+        if self.dataset != "cifar10":
+            common.setdefault("dataset", self.dataset)
+        if self.recipe:
+            common.setdefault("recipe", dict(self.recipe))
+        return common
+
+    def fits(self, scale: str, seeds=None, **common) -> list:
+        """The fit keys the plan's runs use at ``scale``, each once, in the order the plan
+        first needs them: the list its workers share out (:func:`.sweeps.share`)."""
+        from .sweeps import fits_of
+
+        common = self._common(common)
+        return list(dict.fromkeys(k for b in self.blocks_for(scale)
+                                  for k in fits_of(b.protections, seeds or b.seeds,
+                                                   scale=scale, **common)))
+
+    def share(self, scale: str, worker, seeds=None, **common) -> list:
+        """The ``(protection, seed)`` pairs whose fits (and runs) worker ``(i, n)`` makes."""
+        from .sweeps import fits_of, share
+
+        common = self._common(common)
+        mine = share(self.fits(scale, seeds, **common), worker)
+        return list(dict.fromkeys(
+            (p, s) for b in self.blocks_for(scale) for p in b.protections
+            for s in (seeds or b.seeds) if fits_of([p], [s], scale=scale, **common)[0] in mine))
 
     def _profiles(self, scale, seeds, cached_only):
         import pandas as pd

@@ -60,7 +60,7 @@ def fit_cached(prot, images, labels, config: dict, cache: bool = True, measured:
     # a fit that checkpoints (FUSE: every epoch) and is stopped resumes where it was, from
     # partial/fit-KEY.pt; a user's own checkpoint path is left as it is
     ckpt = None
-    if cache and hasattr(prot, "checkpoint") and prot.checkpoint is None:
+    if cache and prot.checkpoints and prot.checkpoint is None:
         ckpt = results_dir() / "partial" / f"fit-{config_key(fit_cfg)}.pt"
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         prot.checkpoint = str(ckpt)
@@ -128,14 +128,22 @@ def _fit_setup(protection, scale, seed, dataset, n_train, data_root):
     return config, prot, x, y
 
 
+def fit_key(protection="none", scale="ci", seed=0, dataset="cifar10", n_train=None,
+            data_root=None) -> str:
+    """The cache key of the fit a run of ``protection`` uses: runs with the same key share one
+    fit (whatever their countermeasure, classifier or poison ratio)."""
+    config, _, _ = build_config(protection, scale=scale, seed=seed, dataset=dataset,
+                                n_train=n_train, data_root=data_root)
+    return config_key(fit_config(config))
+
+
 def fit_record(protection="none", scale="ci", seed=0, dataset="cifar10", n_train=None,
                data_root=None):
     """How long the cached fit of a protection took (and where), or None if not recorded."""
     import json
 
-    config, _, _ = build_config(protection, scale=scale, seed=seed, dataset=dataset,
-                                n_train=n_train, data_root=data_root)
-    for path in lookup(f"protections/{config_key(fit_config(config))}.json"):
+    key = fit_key(protection, scale, seed, dataset, n_train, data_root)
+    for path in lookup(f"protections/{key}.json"):
         if path.is_file():
             return json.loads(path.read_text())
     return None

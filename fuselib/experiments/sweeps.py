@@ -8,31 +8,70 @@ mean ± std over seeds when there are several).
 from __future__ import annotations
 
 from .. import countermeasures as _countermeasures
-from .runner import run
+from .runner import fit_key, run
 
 COLUMNS = ["protection", "countermeasure", "arch", "trainer", "scale", "seed", "accuracy",
            "peak_accuracy", "peak_epoch", "seconds", "cached", "measured", "curve", "key",
            "created", "host"]
 
 
+def parse_worker(text: str) -> tuple:
+    """``"2/3"`` -> ``(2, 3)``: worker 2 of 3 (counted from 1)."""
+    i, slash, n = str(text).partition("/")
+    try:
+        worker = (int(i), int(n))
+    except ValueError:
+        worker = None
+    if not slash or worker is None or not 1 <= worker[0] <= worker[1]:
+        raise ValueError(f"worker {text!r}: write I/N with 1 <= I <= N, e.g. 1/2")
+    return worker
+
+
+def fits_of(protections, seeds, **common) -> list:
+    """The fit keys the runs of ``protections`` × ``seeds`` use, each once, in the order a
+    :func:`grid` over them first needs them (countermeasures and classifiers share a fit)."""
+    where = {k: common[k] for k in ("scale", "dataset", "n_train", "data_root") if k in common}
+    return list(dict.fromkeys(fit_key(p, seed=s, **where) for p in protections for s in seeds))
+
+
+def share(fits, worker) -> set:
+    """The fits worker ``(i, n)`` runs when ``n`` workers share ``fits`` (an ordered list, e.g.
+    :func:`fits_of`): every ``n``-th from the ``i``-th on, so each fit is made by one worker
+    alone, together with every run that uses it."""
+    i, n = worker
+    return set(list(fits)[i - 1::n])
+
+
 def grid(protections=("none",), countermeasures=("none",), archs=(None,), seeds=(0,),
-         on_run=None, **common):
+         on_run=None, worker=None, fits=None, **common):
     """Every combination of the lists, as one tidy DataFrame (one row per run).
 
     ``countermeasures="all"`` is the whole suite, :data:`fuselib.countermeasures.SUITE`;
     ``cached_only=True`` returns only the runs already in the cache (nothing is trained);
-    ``on_run(record)`` is called after each run (e.g. to ship it at once)."""
+    ``on_run(record)`` is called after each run (e.g. to ship it at once).
+
+    ``worker=(i, n)``: only this worker's share of the runs, so that ``n`` processes (one a
+    core, say) run one grid together through the shared cache; runs are dealt out by the fit
+    they use (:func:`share`), over ``fits`` (the ordered fit keys to deal; default the grid's
+    own, :func:`fits_of`: a plan passes all of its blocks' so that its blocks agree)."""
     import pandas as pd
 
     if isinstance(countermeasures, str):
         countermeasures = _countermeasures.SUITE if countermeasures == "all" else (countermeasures,)
     if isinstance(protections, str):
         protections = (protections,)
+    skip = set()  # (protection's index, seed) of the runs left to the other workers
+    if worker is not None:
+        mine = share(fits if fits is not None else fits_of(protections, seeds, **common), worker)
+        skip = {(i, s) for i, p in enumerate(protections) for s in seeds
+                if fits_of([p], [s], **common)[0] not in mine}
     rows = []
-    for p in protections:
+    for i, p in enumerate(protections):
         for c in countermeasures:
             for a in archs:
                 for s in seeds:
+                    if (i, s) in skip:
+                        continue
                     r = run(protection=p, countermeasure=c, arch=a, seed=s, **common)
                     if r is None:  # cached_only and not measured yet
                         continue

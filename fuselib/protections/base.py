@@ -97,6 +97,7 @@ class Protection(Configurable):
     eps_max = 1.0         # largest eps accepted (an L2 radius may exceed 1)
     needs_fit = True      # apply() refuses to run before fit() when True
     state_keys: tuple = ()  # attributes holding the fitted state (tensors), saved by save()
+    checkpoints = False   # fit() saves its progress to, and resumes from, self.checkpoint (a path)
 
     def __init__(self, eps: float = 8 / 255, seed: int = 0):
         self.eps = check_eps(eps, self.eps_max)

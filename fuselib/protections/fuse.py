@@ -377,6 +377,7 @@ class FuseTrainer:
 @REGISTRY.register("fuse", primary="epochs")
 class FUSE(Protection):
     state_keys = ("deltas", "generator", "noise")
+    checkpoints = True  # every epoch, to self.checkpoint when set
     paper = "Cai et al., ICML 2026 (FUSE)"
     official = ""
     deviation = "transform, bands, CBG formula, weights unstated in the paper (ours); fastnet"
