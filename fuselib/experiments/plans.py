@@ -191,13 +191,14 @@ class Plan:
 
     def share(self, scale: str, worker, seeds=None, **common) -> list:
         """The ``(protection, seed)`` pairs whose fits (and runs) worker ``(i, n)`` makes."""
-        from .sweeps import fits_of, share
+        from .sweeps import fit_keys, share
 
         common = self._common(common)
         mine = share(self.fits(scale, seeds, **common), worker)
         return list(dict.fromkeys(
-            (p, s) for b in self.blocks_for(scale) for p in b.protections
-            for s in (seeds or b.seeds) if fits_of([p], [s], scale=scale, **common)[0] in mine))
+            (b.protections[i], s) for b in self.blocks_for(scale)
+            for (i, s), key in fit_keys(b.protections, seeds or b.seeds, scale=scale,
+                                        **common).items() if key in mine))
 
     def _profiles(self, scale, seeds, cached_only):
         import pandas as pd

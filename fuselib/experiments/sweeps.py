@@ -27,11 +27,18 @@ def parse_worker(text: str) -> tuple:
     return worker
 
 
+def fit_keys(protections, seeds, **common) -> dict:
+    """``{(protection's index, seed): the key of the fit its runs use}``, in grid order
+    (countermeasures and classifiers share a fit)."""
+    where = {k: common[k] for k in ("scale", "dataset", "n_train", "data_root") if k in common}
+    return {(i, s): fit_key(p, seed=s, **where) for i, p in enumerate(protections)
+            for s in seeds}
+
+
 def fits_of(protections, seeds, **common) -> list:
     """The fit keys the runs of ``protections`` × ``seeds`` use, each once, in the order a
-    :func:`grid` over them first needs them (countermeasures and classifiers share a fit)."""
-    where = {k: common[k] for k in ("scale", "dataset", "n_train", "data_root") if k in common}
-    return list(dict.fromkeys(fit_key(p, seed=s, **where) for p in protections for s in seeds))
+    :func:`grid` over them first needs them."""
+    return list(dict.fromkeys(fit_keys(protections, seeds, **common).values()))
 
 
 def share(fits, worker) -> set:
@@ -62,9 +69,9 @@ def grid(protections=("none",), countermeasures=("none",), archs=(None,), seeds=
         protections = (protections,)
     skip = set()  # (protection's index, seed) of the runs left to the other workers
     if worker is not None:
-        mine = share(fits if fits is not None else fits_of(protections, seeds, **common), worker)
-        skip = {(i, s) for i, p in enumerate(protections) for s in seeds
-                if fits_of([p], [s], **common)[0] not in mine}
+        keys = fit_keys(protections, seeds, **common)
+        mine = share(fits if fits is not None else list(dict.fromkeys(keys.values())), worker)
+        skip = {run_of for run_of, key in keys.items() if key not in mine}
     rows = []
     for i, p in enumerate(protections):
         for c in countermeasures:
