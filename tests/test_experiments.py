@@ -293,30 +293,36 @@ def test_fit_records_keep_the_fits_history(results_tmp):
     assert "history" not in by_name["random"]
 
 
-def test_interrupted_fuse_fit_resumes_from_its_checkpoint(results_tmp, monkeypatch):
-    """A runner fit stopped after its first epoch leaves partial/fit-KEY.pt; the next run
-    resumes it (the same generator as an uninterrupted fit) and removes it."""
+@pytest.mark.parametrize("spec,owner,step", [
+    ("fuse:epochs=2,portion=1.0,batch_size=100,surrogate_steps=1",
+     "fuselib.protections.fuse.FuseTrainer", "epoch"),
+    ("em:max_rounds=2,train_steps=2,stop_error=0", "fuselib.protections.em.ErrorMinimizing",
+     "round")])
+def test_interrupted_fit_resumes_from_its_checkpoint(results_tmp, monkeypatch, spec, owner, step):
+    """A runner fit stopped after its first epoch (FUSE) or round (EM) leaves
+    partial/fit-KEY.pt; the next run resumes it (the same noise as an uninterrupted fit), says
+    so in the fit's record, and removes it."""
+    import importlib
+
     import torch
 
-    from fuselib.protections.fuse import FuseTrainer
-
-    spec = "fuse:epochs=2,portion=1.0,batch_size=100,surrogate_steps=1"
+    module, name = owner.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
     whole = E.fitted(spec, scale="ci", n_train=300, cache=False)
-    real_save = FuseTrainer._save
+    real_save = cls._save
 
-    def save_then_die(self, epoch, gen):
-        real_save(self, epoch, gen)
+    def save_then_die(self, *a):
+        real_save(self, *a)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(FuseTrainer, "_save", save_then_die)
+    monkeypatch.setattr(cls, "_save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         E.run(protection=spec, **TINY)
-    monkeypatch.setattr(FuseTrainer, "_save", real_save)
+    monkeypatch.setattr(cls, "_save", real_save)
     ckpts = list((results_tmp / "partial").glob("fit-*.pt"))
-    assert len(ckpts) == 1 and torch.load(ckpts[0], weights_only=True)["epoch"] == 1
-    r = E.run(protection=spec, **TINY)
+    assert len(ckpts) == 1 and torch.load(ckpts[0], weights_only=True)[step] == 1
+    E.run(protection=spec, **TINY)
     assert not list((results_tmp / "partial").glob("fit-*.pt"))
     fit = E.fit_record(spec, scale="ci", n_train=300)
     assert fit["resumed_from_checkpoint"] and len(fit["history"]) == 2
-    assert r["config"]["protection"]["epochs"] == 2
     assert torch.equal(E.fitted(spec, scale="ci", n_train=300).deltas, whole.deltas)

@@ -196,3 +196,51 @@ def test_fast_surrogate_keeps_the_budget_and_the_old_keys(small, spec):
     out = fast.fit(x, y).apply(x, y)
     assert out.dtype == torch.uint8 and int((out.int() - x.int()).abs().max()) <= 8
     assert protections.get(spec + ",fast=False").config() == plain.config()
+
+
+@pytest.mark.parametrize("method", ["em:portion=1.0", "em:mode=sample,pgd_steps=2",
+                                    "pue:robust=True,portion=1.0"])
+def test_em_fit_killed_after_a_round_resumes_to_the_same_noise(small, tmp_path, monkeypatch,
+                                                               method):
+    """EM (and PUE, which reuses its loop) checkpoints every round: a fit killed right after
+    round 1's checkpoint and started again finishes with exactly the uninterrupted fit's noise
+    and history; a checkpoint of another config is refused in one line."""
+    from fuselib.protections.em import ErrorMinimizing
+
+    x, y = small
+    spec = method + ",max_rounds=3,train_steps=3,batch_size=100,stop_error=0"
+
+    def fresh():
+        p = protections.get(spec)
+        p.device = torch.device("cpu")
+        return p
+
+    whole = fresh().fit(x, y)
+    ckpt = tmp_path / "em.ckpt"
+    real_save = ErrorMinimizing._save
+
+    def save_then_die(self, *a):
+        real_save(self, *a)
+        raise KeyboardInterrupt  # killed right after the first round's checkpoint
+
+    monkeypatch.setattr(ErrorMinimizing, "_save", save_then_die)
+    p = fresh()
+    p.checkpoint = str(ckpt)
+    with pytest.raises(KeyboardInterrupt):
+        p.fit(x, y)
+    monkeypatch.setattr(ErrorMinimizing, "_save", real_save)
+    assert torch.load(ckpt, weights_only=True)["round"] == 1
+    p = fresh()
+    p.checkpoint = str(ckpt)
+    resumed = p.fit(x, y)
+    assert torch.equal(resumed.deltas, whole.deltas)
+    assert resumed.history == whole.history and len(whole.history) == 3
+    other = protections.get(spec.replace("max_rounds=3", "max_rounds=4"))
+    other.checkpoint = str(ckpt)
+    with pytest.raises(ValueError, match=r"another config \(differs in: \['max_rounds'\]\)"):
+        other.fit(x, y)
+    torch.save({"format": "something else"}, ckpt)
+    p = fresh()
+    p.checkpoint = str(ckpt)
+    with pytest.raises(ValueError, match="is not a checkpoint of"):
+        p.fit(x, y)

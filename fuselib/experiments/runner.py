@@ -4,7 +4,7 @@ A run missing from the cache is looked up in the shipped records before anything
 (:mod:`fuselib.experiments.store`). A run that is stopped mid-training (Ctrl-C, a closed
 laptop, a session's end) left a checkpoint of its last finished epoch in ``partial/``; running
 it again resumes there and ends with the same record; so does a protection's fit that
-checkpoints (FUSE, every epoch: ``partial/fit-KEY.pt``).
+checkpoints (FUSE every epoch, EM and PUE every round: ``partial/fit-KEY.pt``).
 
 A protection ``"fuse@imagenette:128"`` is fitted on the source's training subset (the run's seed
 and ``n_train``; the same cached fit as ``run("fuse", dataset="imagenette:128")``) and its
@@ -57,8 +57,8 @@ def fit_cached(prot, images, labels, config: dict, cache: bool = True, measured:
             continue
         if loaded.config() == prot.config():
             return loaded
-    # a fit that checkpoints (FUSE: every epoch) and is stopped resumes where it was, from
-    # partial/fit-KEY.pt; a user's own checkpoint path is left as it is
+    # a fit that checkpoints (FUSE every epoch, EM and PUE every round) and is stopped resumes
+    # where it was, from partial/fit-KEY.pt; a user's own checkpoint path is left as it is
     ckpt = None
     if cache and prot.checkpoints and prot.checkpoint is None:
         ckpt = results_dir() / "partial" / f"fit-{config_key(fit_cfg)}.pt"

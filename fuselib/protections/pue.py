@@ -83,6 +83,9 @@ class ProvablyUnlearnable(ErrorMinimizing):
         self._wgen = torch.Generator().manual_seed(self.seed + 1)  # the weight noise
         super()._fit(images, labels)
 
+    def _generators(self, gen) -> dict:
+        return {**super()._generators(gen), "weights": self._wgen}
+
     def _step(self, model, opt, x, y):
         if not self.robust:
             return super()._step(model, opt, x, y)
