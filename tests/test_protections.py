@@ -139,3 +139,18 @@ def test_reproducible_cuda_sets_and_restores_the_flags(monkeypatch):
     finally:
         (b.cudnn.deterministic, b.cudnn.benchmark, b.cudnn.allow_tf32,
          b.cuda.matmul.allow_tf32) = saved
+
+
+@pytest.mark.parametrize("spec", ["random", "ar", "ops"])  # the three budgets: linf, l2, none
+def test_rounding_in_chunks_gives_the_images_of_one_pass(cifar_small, monkeypatch, spec):
+    """``to_uint8`` works ``CHUNK`` images at a time (memory); every step is per image, so
+    the protected set is the same whatever the chunk, also where a chunk is cut short."""
+    from fuselib.protections import base
+
+    x, y = cifar_small[0][:100], cifar_small[1][:100]
+    p = protections.get(spec).fit(x, y)
+    monkeypatch.setattr(base, "CHUNK", 1000)
+    whole = p.apply(x, y)
+    monkeypatch.setattr(base, "CHUNK", 7)
+    assert torch.equal(p.apply(x, y), whole)
+    assert not torch.equal(whole, x)
