@@ -20,7 +20,6 @@ given ``seed`` on the CPU: every random draw comes from one seeded CPU generator
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 
 from . import models
 from .data import check_images, check_labels, subset
-from .utils import atomic_save, default_device, progress_bar
+from .utils import atomic_save, default_device, load_checkpoint, progress_bar
 
 
 @dataclass(frozen=True)
@@ -317,7 +316,7 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
                if k not in ("curve_images", "crop_scale") or v}
         stamp = {"recipe": rec, "seed": int(seed), "num_classes": n_cls,
                  "data": _fingerprint(train_images, train_labels, test_images, test_labels)}
-        state = _load_checkpoint(checkpoint, stamp)
+        state = load_checkpoint(checkpoint, CHECKPOINT_FORMAT, stamp, "a training run")
         if state is not None:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
@@ -413,22 +412,3 @@ def _fingerprint(*tensors) -> str:
         h.update(str((tuple(t.shape), str(t.dtype))).encode())
         h.update(t.numpy().tobytes())
     return h.hexdigest()
-
-
-def _load_checkpoint(path, stamp: dict) -> dict | None:
-    """The checkpoint at ``path`` if there is one, checked against ``stamp``; a checkpoint of
-    another run is an error that names what differs (remove it, or train with those settings)."""
-    import json
-
-    if not os.path.isfile(path):
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a training checkpoint ({CHECKPOINT_FORMAT}); remove it")
-    differs = [k for k in stamp
-               if json.dumps(state.get(k), sort_keys=True, default=str)
-               != json.dumps(stamp[k], sort_keys=True, default=str)]
-    if differs:
-        raise ValueError(f"{path} was written by another run (differs in: {', '.join(differs)}); "
-                         f"remove it or train with the same settings and data")
-    return state

@@ -1,4 +1,5 @@
-"""The ground floor's helpers: writing files atomically, choosing the device, progress bars.
+"""The ground floor's helpers: writing files atomically, loading checkpoints, choosing the
+device, progress bars.
 
 Every file fuselib writes goes through :func:`atomic_write`: to a temporary name beside the
 target, then renamed over it, so a reader (or a rerun after Ctrl-C) never meets a half-written
@@ -58,6 +59,38 @@ def copy_file(src, dest) -> Path:
     with atomic_write(dest) as tmp:
         shutil.copyfile(src, tmp)
     return Path(dest)
+
+
+# --------------------------------------------------------------------------- checkpoints
+def load_checkpoint(path, fmt: str, stamp: dict, what: str) -> dict | None:
+    """The checkpoint at ``path``, or None when there is none (or no path). Every resumable
+    loop (training, FUSE, EM and PUE fits) loads through here: a file of another kind (its
+    ``format`` is not ``fmt``) or of another run (an entry of ``stamp`` differs; inside a dict,
+    by key, e.g. ``config.eps``) is a one-line error that names what differs."""
+    if not path or not os.path.isfile(path):
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise ValueError(f"{path} is not a checkpoint of {what} ({fmt}); remove it")
+    differs = _differs(state, stamp)
+    if differs:
+        raise ValueError(f"{path} was written by another run (differs in: {', '.join(differs)}); "
+                         f"remove it or run again with the same settings and data")
+    return state
+
+
+def _differs(saved: dict, stamp: dict, keys=None, prefix: str = "") -> list[str]:
+    """The entries of ``keys`` (default: the stamp's) whose values differ, named with dots
+    inside dicts, where a key that only one side has differs too."""
+    out = []
+    for k in (stamp if keys is None else keys):
+        have, want = saved.get(k), stamp.get(k)
+        if isinstance(have, dict) and isinstance(want, dict):
+            out += _differs(have, want, sorted(have.keys() | want.keys()), f"{prefix}{k}.")
+        elif json.dumps(have, sort_keys=True, default=str) != json.dumps(want, sort_keys=True,
+                                                                         default=str):
+            out.append(f"{prefix}{k}")
+    return out
 
 
 # --------------------------------------------------------------------------- device

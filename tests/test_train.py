@@ -100,7 +100,7 @@ def test_checkpoint_resumes_exactly(cifar_small, tmp_path, crash_in_epoch_two):
         T.train(x, y, x[:128], y[:128], "fast", checkpoint=ckpt,
                 **{**kw, "mix": "none", "defences": []})
     torch.save({"format": "something else"}, tmp_path / "bad.pt")
-    with pytest.raises(ValueError, match="not a training checkpoint"):
+    with pytest.raises(ValueError, match="is not a checkpoint of a training run"):
         T.train(x, y, x[:128], y[:128], "fast", checkpoint=tmp_path / "bad.pt", **kw)
 
 

@@ -29,14 +29,12 @@ EM on all of CIFAR-10, class-wise on 128-px Imagenette) is not lost. PUE inherit
 """
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.nn.functional as F
 
 from ..data import stratified_indices
 from ..registry import check_count
-from ..utils import atomic_save, default_device
+from ..utils import atomic_save, default_device, load_checkpoint
 from . import REGISTRY
 from .base import Protection, as_float, linf_step, to_steps
 from .surrogate import SurrogateMixin
@@ -115,17 +113,10 @@ class ErrorMinimizing(SurrogateMixin, Protection):
         cursor, perm = 0, torch.randperm(n, generator=gen)
         self.history = []
         start, done = 0, False
-        saved = self._resume()
+        saved = load_checkpoint(self.checkpoint, self.CHECKPOINT_FORMAT,
+                                {"config": self.config()}, self.name)
         if saved is not None:
-            delta.copy_(saved["delta"].to(dev))
-            model.load_state_dict(saved["surrogate"])
-            opt.load_state_dict(saved["opt"])
-            for k, g in self._generators(gen).items():
-                g.set_state(saved["rng"][k])
-            torch.set_rng_state(saved["torch_rng"])
-            cursor, perm = saved["cursor"], saved["perm"]
-            self.history = [tuple(h) for h in saved["history"]]
-            start, done = saved["round"], saved["done"]
+            start, done, cursor, perm = self._restore(saved, delta, model, opt, gen)
         for rnd in range(start, start if done else self.max_rounds):
             losses = []
             for _ in range(self.train_steps):
@@ -169,19 +160,16 @@ class ErrorMinimizing(SurrogateMixin, Protection):
                      "cursor": cursor, "perm": perm, "history": [list(h) for h in self.history]},
                     self.checkpoint)
 
-    def _resume(self):
-        """The checkpoint's state, or None when there is none; refuses another config's."""
-        if not self.checkpoint or not os.path.isfile(self.checkpoint):
-            return None
-        s = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        if not isinstance(s, dict) or s.get("format") != self.CHECKPOINT_FORMAT:
-            raise ValueError(f"{self.checkpoint} is not a checkpoint of {self.name}")
-        if s["config"] != self.config():
-            diff = sorted(k for k in {**s["config"], **self.config()}
-                          if s["config"].get(k) != self.config().get(k))
-            raise ValueError(f"{self.checkpoint} was written with another config (differs in: "
-                             f"{diff}); remove it or pass the same settings")
-        return s
+    def _restore(self, saved, delta, model, opt, gen):
+        """The inverse of :meth:`_save`: the state back in place; the loop's position returned."""
+        delta.copy_(saved["delta"].to(delta.device))
+        model.load_state_dict(saved["surrogate"])
+        opt.load_state_dict(saved["opt"])
+        for k, g in self._generators(gen).items():
+            g.set_state(saved["rng"][k])
+        torch.set_rng_state(saved["torch_rng"])
+        self.history = [tuple(h) for h in saved["history"]]
+        return saved["round"], saved["done"], saved["cursor"], saved["perm"]
 
     def perturb(self, x, labels):
         if self.mode == "class":

@@ -93,7 +93,7 @@ from .. import models, spectral
 from ..data import stratified_indices
 from ..train import autocast
 from ..registry import check_count
-from ..utils import atomic_save, default_device, progress_bar
+from ..utils import atomic_save, default_device, load_checkpoint, progress_bar
 from . import REGISTRY
 from .base import Protection
 from .generators import Generator, class_mean, per_image
@@ -252,15 +252,10 @@ class FuseTrainer:
         atomic_save(self._state(epoch, gen), self.checkpoint)
 
     def _resume(self, gen) -> int:
-        if not self.checkpoint or not os.path.isfile(self.checkpoint):
+        s = load_checkpoint(self.checkpoint, "fuselib.fuse-checkpoint/1",
+                            {"config": config_dict(self.cfg)}, "a FUSE fit")
+        if s is None:
             return 0
-        s = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        if not isinstance(s, dict) or s.get("format") != "fuselib.fuse-checkpoint/1":
-            raise ValueError(f"{self.checkpoint} is not a FUSE checkpoint")
-        if s["config"] != config_dict(self.cfg):
-            raise ValueError(f"{self.checkpoint} was written with another config; remove it "
-                             f"or pass the same settings (differs in: "
-                             f"{sorted(k for k in s['config'] if s['config'][k] != config_dict(self.cfg).get(k))})")
         self.G.load_state_dict(s["generator"])
         self.f.load_state_dict(s["surrogate"])
         self.opt_g.load_state_dict(s["opt_g"])
