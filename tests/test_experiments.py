@@ -301,7 +301,7 @@ def test_fit_records_keep_the_fits_history(results_tmp):
 def test_interrupted_fit_resumes_from_its_checkpoint(results_tmp, monkeypatch, spec, owner, step):
     """A runner fit stopped after its first epoch (FUSE) or round (EM) leaves
     partial/fit-KEY.pt; the next run resumes it (the same noise as an uninterrupted fit), says
-    so in the fit's record, and removes it."""
+    so in the fit's record, counts the time before the stop, and removes it."""
     import importlib
 
     import torch
@@ -320,9 +320,13 @@ def test_interrupted_fit_resumes_from_its_checkpoint(results_tmp, monkeypatch, s
         E.run(protection=spec, **TINY)
     monkeypatch.setattr(cls, "_save", real_save)
     ckpts = list((results_tmp / "partial").glob("fit-*.pt"))
-    assert len(ckpts) == 1 and torch.load(ckpts[0], weights_only=True)[step] == 1
-    E.run(protection=spec, **TINY)
+    saved = torch.load(ckpts[0], weights_only=True)
+    assert len(ckpts) == 1 and saved[step] == 1 and saved["seconds"] > 0
+    record = E.run(protection=spec, **TINY)
     assert not list((results_tmp / "partial").glob("fit-*.pt"))
     fit = E.fit_record(spec, scale="ci", n_train=300)
     assert fit["resumed_from_checkpoint"] and len(fit["history"]) == 2
+    # the time before the stop counts, in the fit's record and in the run's
+    assert fit["resumed_seconds"] == saved["seconds"]
+    assert fit["fit_seconds"] > saved["seconds"] and record["seconds"] > fit["fit_seconds"]
     assert torch.equal(E.fitted(spec, scale="ci", n_train=300).deltas, whole.deltas)

@@ -64,14 +64,15 @@ def fit_cached(prot, images, labels, config: dict, cache: bool = True, measured:
         ckpt = results_dir() / "partial" / f"fit-{config_key(fit_cfg)}.pt"
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         prot.checkpoint = str(ckpt)
-    resumed = ckpt is not None and ckpt.is_file()  # then fit_seconds is the last part only
+    resumed = ckpt is not None and ckpt.is_file()
     t0 = time.perf_counter()
     try:
         prot.fit(images, labels)
     finally:
         if ckpt is not None:
             prot.checkpoint = None
-    seconds = time.perf_counter() - t0
+    earlier = getattr(prot, "resumed_seconds", 0.0)  # a resumed fit's time before it stopped
+    seconds = time.perf_counter() - t0 + earlier
     STATS["fitted"] += 1
     if cache:
         path = results_dir() / name
@@ -84,7 +85,7 @@ def fit_cached(prot, images, labels, config: dict, cache: bool = True, measured:
             # how the fit went (EM: per round, the surrogate's loss and its accuracy on the
             # perturbed data, so a fit that stopped early shows it); absent when not kept
             **({"history": as_json(prot.history)} if getattr(prot, "history", None) else {}),
-            **({"resumed_from_checkpoint": True} if resumed else {})})
+            **({"resumed_from_checkpoint": True, "resumed_seconds": earlier} if resumed else {})})
         if ckpt is not None:
             ckpt.unlink(missing_ok=True)
     return prot
@@ -185,7 +186,10 @@ def run(protection="none", countermeasure="none", arch=None, trainer="fast", sca
     xte, yte = data.load(dataset, "test", data_root)
     xtr, ytr = data.subset(xtr, ytr, config["n_train"], seed)
     xte, yte = data.subset(xte, yte, config["n_test"], seed)
+    fitted = prot.fitted or not prot.needs_fit
     protected = protect(prot, xtr, ytr, config, cache, data_root, measured)
+    # a fit this run resumed from its checkpoint: the time it took before it stopped counts
+    fit_before = 0.0 if fitted else getattr(prot, "resumed_seconds", 0.0)
     if "poison_ratio" in config:
         protected = partial(xtr, protected, config["poison_ratio"], seed)
     seen = cm(protected, ytr)
@@ -201,7 +205,7 @@ def run(protection="none", countermeasure="none", arch=None, trainer="fast", sca
     if resumed:  # a fresh record keeps its fields; a resumed one says where it picked up
         out["resumed_from_epoch"] = resumed
     result = {"key": key, "config": config, **out,
-              "seconds": time.perf_counter() - t0 + before,
+              "seconds": time.perf_counter() - t0 + before + fit_before,
               "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "torch": torch.__version__,
               "host": host(device)}
     if cache:

@@ -29,6 +29,8 @@ EM on all of CIFAR-10, class-wise on 128-px Imagenette) is not lost. PUE inherit
 """
 from __future__ import annotations
 
+import time
+
 import torch
 import torch.nn.functional as F
 
@@ -113,6 +115,7 @@ class ErrorMinimizing(SurrogateMixin, Protection):
         cursor, perm = 0, torch.randperm(n, generator=gen)
         self.history = []
         start, done = 0, False
+        self._clock, self.resumed_seconds = time.perf_counter(), 0.0
         saved = load_checkpoint(self.checkpoint, self.CHECKPOINT_FORMAT,
                                 {"config": self.config()}, self.name)
         if saved is not None:
@@ -157,7 +160,8 @@ class ErrorMinimizing(SurrogateMixin, Protection):
                      "done": done, "delta": delta.detach().cpu(), "surrogate": model.state_dict(),
                      "opt": opt.state_dict(), "torch_rng": torch.get_rng_state(),
                      "rng": {k: g.get_state() for k, g in self._generators(gen).items()},
-                     "cursor": cursor, "perm": perm, "history": [list(h) for h in self.history]},
+                     "cursor": cursor, "perm": perm, "history": [list(h) for h in self.history],
+                     "seconds": self.resumed_seconds + time.perf_counter() - self._clock},
                     self.checkpoint)
 
     def _restore(self, saved, delta, model, opt, gen):
@@ -169,6 +173,7 @@ class ErrorMinimizing(SurrogateMixin, Protection):
             g.set_state(saved["rng"][k])
         torch.set_rng_state(saved["torch_rng"])
         self.history = [tuple(h) for h in saved["history"]]
+        self.resumed_seconds = float(saved.get("seconds", 0.0))  # the fit's time before it stopped
         return saved["round"], saved["done"], saved["cursor"], saved["perm"]
 
     def perturb(self, x, labels):

@@ -83,6 +83,7 @@ takes its share of every batch, DistributedDataParallel averages gradients (``gl
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -246,7 +247,8 @@ class FuseTrainer:
                 "surrogate": self.f.state_dict(), "opt_g": self.opt_g.state_dict(),
                 "opt_f": self.opt_f.state_dict(), "gen_rng": gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "history": self.history,
-                "noise": getattr(self, "noise", torch.empty(0)).cpu()}
+                "noise": getattr(self, "noise", torch.empty(0)).cpu(),
+                "seconds": self.resumed_seconds + time.perf_counter() - self._clock}
 
     def _save(self, epoch, gen):
         atomic_save(self._state(epoch, gen), self.checkpoint)
@@ -256,6 +258,7 @@ class FuseTrainer:
                             {"config": config_dict(self.cfg)}, "a FUSE fit")
         if s is None:
             return 0
+        self.resumed_seconds = float(s.get("seconds", 0.0))  # the fit's time before it stopped
         self.G.load_state_dict(s["generator"])
         self.f.load_state_dict(s["surrogate"])
         self.opt_g.load_state_dict(s["opt_g"])
@@ -269,6 +272,7 @@ class FuseTrainer:
     def fit(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         c, dev = self.cfg, self.device
         rank, world = _dist(self.device.type)
+        self._clock, self.resumed_seconds = time.perf_counter(), 0.0
         torch.manual_seed(c.seed)
         gen = torch.Generator().manual_seed(c.seed)
         self.n_classes = int(labels.max()) + 1
@@ -416,6 +420,7 @@ class FUSE(Protection):
         self.generator = {k: v.cpu() for k, v in trainer.G.state_dict().items()}
         self.noise = trainer.noise.cpu()
         self.history = trainer.history
+        self.resumed_seconds = trainer.resumed_seconds
         self.surrogate_model = trainer.f.eval()  # kept for inspection; not saved
 
     def save_previews(self, folder, scale: int = 4) -> list:
