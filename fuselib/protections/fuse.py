@@ -195,6 +195,8 @@ def _dist(device_type: str | None = None):
 class FuseTrainer:
     """Trains the generator; :meth:`fit` returns the class-wise perturbations ``(C, ch, H, W)``."""
 
+    CHECKPOINT_FORMAT = "fuselib.fuse-checkpoint/1"
+
     def __init__(self, config: FuseConfig, device=None, checkpoint=None, progress=None):
         self.cfg = config.check()
         self.device = torch.device(device) if device else default_device()
@@ -242,7 +244,7 @@ class FuseTrainer:
 
     # ------------------------------------------------------------------ state
     def _state(self, epoch, gen):
-        return {"format": "fuselib.fuse-checkpoint/1", "config": config_dict(self.cfg),
+        return {"format": self.CHECKPOINT_FORMAT, "config": config_dict(self.cfg),
                 "epoch": epoch, "generator": self.G.state_dict(),
                 "surrogate": self.f.state_dict(), "opt_g": self.opt_g.state_dict(),
                 "opt_f": self.opt_f.state_dict(), "gen_rng": gen.get_state(),
@@ -254,7 +256,7 @@ class FuseTrainer:
         atomic_save(self._state(epoch, gen), self.checkpoint)
 
     def _resume(self, gen) -> int:
-        s = load_checkpoint(self.checkpoint, "fuselib.fuse-checkpoint/1",
+        s = load_checkpoint(self.checkpoint, self.CHECKPOINT_FORMAT,
                             {"config": config_dict(self.cfg)}, "a FUSE fit")
         if s is None:
             return 0
