@@ -1,5 +1,5 @@
-"""The ground floor's helpers: writing files atomically, loading checkpoints, choosing the
-device, progress bars.
+"""The ground floor's helpers: writing files atomically, loading checkpoints (and timing the
+fits that write them), choosing the device, progress bars.
 
 Every file fuselib writes goes through :func:`atomic_write`: to a temporary name beside the
 target, then renamed over it, so a reader (or a rerun after Ctrl-C) never meets a half-written
@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -91,6 +92,22 @@ def _differs(saved: dict, stamp: dict, keys=None, prefix: str = "") -> list[str]
                                                                          default=str):
             out.append(f"{prefix}{k}")
     return out
+
+
+class FitClock:
+    """The time a resumable fit has taken, across stops: the seconds its checkpoint carried in
+    (``before``, 0 for a fresh fit) plus those since the clock was made. A fit makes one when it
+    starts, stores :meth:`seconds` in each checkpoint and calls :meth:`resume` on the state it
+    loads, so a fit stopped and resumed reports its whole time (FUSE, EM and PUE fits)."""
+
+    def __init__(self):
+        self.before, self._start = 0.0, time.perf_counter()
+
+    def resume(self, saved: dict) -> None:
+        self.before = float(saved.get("seconds", 0.0))
+
+    def seconds(self) -> float:
+        return self.before + time.perf_counter() - self._start
 
 
 # --------------------------------------------------------------------------- device

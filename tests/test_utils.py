@@ -1,8 +1,8 @@
-"""The ground floor's shared checkpoint loader, on its own."""
+"""The ground floor's shared checkpoint loader and fit clock, on their own."""
 import pytest
 import torch
 
-from fuselib.utils import atomic_save, load_checkpoint
+from fuselib.utils import FitClock, atomic_save, load_checkpoint
 
 
 def test_load_checkpoint_names_what_differs(tmp_path):
@@ -20,3 +20,12 @@ def test_load_checkpoint_names_what_differs(tmp_path):
     other = {"config": {"eps": 4, "steps": 10, "mode": "class"}, "seed": 1}
     with pytest.raises(ValueError, match=r"differs in: config\.eps, config\.mode, seed\)"):
         load_checkpoint(path, "x/1", other, "a test")
+
+
+def test_fit_clock_adds_the_time_a_checkpoint_carried_in():
+    clock = FitClock()
+    assert clock.before == 0.0 and 0.0 <= clock.seconds() < 60
+    clock.resume({"seconds": 100.0})  # a checkpoint written after 100 s of fitting
+    assert clock.before == 100.0 and 100.0 <= clock.seconds() < 160
+    clock.resume({})  # a checkpoint from before fits were timed counts nothing earlier
+    assert clock.before == 0.0 and clock.seconds() < 60

@@ -29,14 +29,12 @@ EM on all of CIFAR-10, class-wise on 128-px Imagenette) is not lost. PUE inherit
 """
 from __future__ import annotations
 
-import time
-
 import torch
 import torch.nn.functional as F
 
 from ..data import stratified_indices
 from ..registry import check_count
-from ..utils import atomic_save, default_device, load_checkpoint
+from ..utils import FitClock, atomic_save, default_device, load_checkpoint
 from . import REGISTRY
 from .base import Protection, as_float, linf_step, to_steps
 from .surrogate import SurrogateMixin
@@ -115,7 +113,7 @@ class ErrorMinimizing(SurrogateMixin, Protection):
         cursor, perm = 0, torch.randperm(n, generator=gen)
         self.history = []
         start, done = 0, False
-        self._clock, self.resumed_seconds = time.perf_counter(), 0.0
+        self.clock = FitClock()
         saved = load_checkpoint(self.checkpoint, self.CHECKPOINT_FORMAT,
                                 {"config": self.config()}, self.name)
         if saved is not None:
@@ -147,6 +145,7 @@ class ErrorMinimizing(SurrogateMixin, Protection):
                 self._save(rnd + 1, done, delta, model, opt, gen, cursor, perm)
             if done:
                 break
+        self.resumed_seconds = self.clock.before
         self.deltas = delta.cpu() if self.mode == "class" else to_steps(delta)  # int8 steps
         self.surrogate_model = model.eval()  # kept for inspection; not part of the saved state
 
@@ -161,7 +160,7 @@ class ErrorMinimizing(SurrogateMixin, Protection):
                      "opt": opt.state_dict(), "torch_rng": torch.get_rng_state(),
                      "rng": {k: g.get_state() for k, g in self._generators(gen).items()},
                      "cursor": cursor, "perm": perm, "history": [list(h) for h in self.history],
-                     "seconds": self.resumed_seconds + time.perf_counter() - self._clock},
+                     "seconds": self.clock.seconds()},
                     self.checkpoint)
 
     def _restore(self, saved, delta, model, opt, gen):
@@ -173,7 +172,7 @@ class ErrorMinimizing(SurrogateMixin, Protection):
             g.set_state(saved["rng"][k])
         torch.set_rng_state(saved["torch_rng"])
         self.history = [tuple(h) for h in saved["history"]]
-        self.resumed_seconds = float(saved.get("seconds", 0.0))  # the fit's time before it stopped
+        self.clock.resume(saved)  # the fit's time before it stopped
         return saved["round"], saved["done"], saved["cursor"], saved["perm"]
 
     def perturb(self, x, labels):

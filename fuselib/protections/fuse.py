@@ -83,7 +83,6 @@ takes its share of every batch, DistributedDataParallel averages gradients (``gl
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -94,7 +93,7 @@ from .. import models, spectral
 from ..data import stratified_indices
 from ..train import autocast
 from ..registry import check_count
-from ..utils import atomic_save, default_device, load_checkpoint, progress_bar
+from ..utils import FitClock, atomic_save, default_device, load_checkpoint, progress_bar
 from . import REGISTRY
 from .base import Protection
 from .generators import Generator, class_mean, per_image
@@ -250,7 +249,7 @@ class FuseTrainer:
                 "opt_f": self.opt_f.state_dict(), "gen_rng": gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "history": self.history,
                 "noise": getattr(self, "noise", torch.empty(0)).cpu(),
-                "seconds": self.resumed_seconds + time.perf_counter() - self._clock}
+                "seconds": self.clock.seconds()}
 
     def _save(self, epoch, gen):
         atomic_save(self._state(epoch, gen), self.checkpoint)
@@ -260,7 +259,7 @@ class FuseTrainer:
                             {"config": config_dict(self.cfg)}, "a FUSE fit")
         if s is None:
             return 0
-        self.resumed_seconds = float(s.get("seconds", 0.0))  # the fit's time before it stopped
+        self.clock.resume(s)  # the fit's time before it stopped
         self.G.load_state_dict(s["generator"])
         self.f.load_state_dict(s["surrogate"])
         self.opt_g.load_state_dict(s["opt_g"])
@@ -274,7 +273,7 @@ class FuseTrainer:
     def fit(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         c, dev = self.cfg, self.device
         rank, world = _dist(self.device.type)
-        self._clock, self.resumed_seconds = time.perf_counter(), 0.0
+        self.clock = FitClock()
         torch.manual_seed(c.seed)
         gen = torch.Generator().manual_seed(c.seed)
         self.n_classes = int(labels.max()) + 1
@@ -422,7 +421,7 @@ class FUSE(Protection):
         self.generator = {k: v.cpu() for k, v in trainer.G.state_dict().items()}
         self.noise = trainer.noise.cpu()
         self.history = trainer.history
-        self.resumed_seconds = trainer.resumed_seconds
+        self.resumed_seconds = trainer.clock.before
         self.surrogate_model = trainer.f.eval()  # kept for inspection; not saved
 
     def save_previews(self, folder, scale: int = 4) -> list:
