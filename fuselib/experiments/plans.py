@@ -336,10 +336,8 @@ _PLANS = [
     Plan("main_table", "The paper's main table: every protection with no filter, three "
          "low-passes, a high-pass and JPEG 10 then low-pass, with seeds",
          {"ci": (Block(("none", "fuse"), ("none", "lowpass:0.25")),),  # the headline's runs
-          "cpu": (Block(MAIN_TABLE_CPU, MAIN_FILTERS),
-                  Block(MAIN_SEEDED, MAIN_FILTERS, seeds=(0, 1, 2))),
-          "full": (Block(MAIN_TABLE_CPU, MAIN_FILTERS),
-                   Block(MAIN_SEEDED, MAIN_FILTERS, seeds=(0, 1, 2))),
+          **dict.fromkeys(("cpu", "full"), (Block(MAIN_TABLE_CPU, MAIN_FILTERS),
+                                             Block(MAIN_SEEDED, MAIN_FILTERS, seeds=(0, 1, 2)))),
           "*": (Block(MAIN_TABLE, MAIN_FILTERS),
                 Block(MAIN_SEEDED, MAIN_FILTERS, seeds=(0, 1, 2)))},
          notebook="04_main_results", rows="protection", cols="countermeasure",
