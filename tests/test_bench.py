@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "gpu_check.py"
@@ -74,3 +75,46 @@ def test_cifar_pack_round_trip_is_exact(tmp_path):
     res = run("unpack", str(tmp_path / "d.pack"), str(tmp_path / "out2"))
     assert res.returncode != 0 and "damaged" in res.stderr and not (tmp_path / "out2").exists()
     assert not list(tmp_path.glob(".cifarpack_*"))  # no half-written folder left behind
+
+
+GRID = Path(__file__).resolve().parent.parent / "bench" / "gpu_grid.py"
+
+
+def test_gpu_grid_queue_and_import(tmp_path):
+    """bench/gpu_grid.py (a queue of grid jobs on a lent GPU) end to end on the CPU at smoke
+    scale: a job and a calibration job come back in the archive with their logs; importing puts
+    the job's record into the cache and the repeat of a shipped record beside it, never over it."""
+    import json
+    import tarfile
+
+    sys.path.insert(0, str(GRID.parent))
+    import gpu_grid
+
+    bad = subprocess.run([sys.executable, str(GRID), "--jobs", "pue"], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode != 0 and "is not SPEC@SEED" in bad.stderr
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, str(GRID), "--device", "cpu", "--scale", "smoke",
+                          "--jobs", "random@1", "--calibrate", "none@0", "--countermeasures",
+                          "none", "--parallel", "2", "--budget", "600", "--min-left", "5",
+                          "--out", str(out)], capture_output=True, text=True, timeout=700)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "random@1 | cache | exit 0" in res.stdout and "none@0 | calibration | exit 0" in res.stdout
+    with tarfile.open(out / "records.tar.xz") as tar:
+        names = tar.getnames()
+    runs = [n for n in names if n.count("/") == 1 and n.endswith(".json")]
+    assert len(runs) == 2 and {n.split("/")[0] for n in runs} == {"cache", "calibration"}, names
+    assert any(n.startswith("logs/") for n in names) and any("/protections/" in n for n in names)
+    with tarfile.open(out / "records.tar.xz") as tar:  # the clean run "was shipped already"
+        calib = next(n for n in runs if n.startswith("calibration/"))
+        shipped = tmp_path / "shipped"
+        shipped.mkdir()
+        (shipped / Path(calib).name).write_bytes(tar.extractfile(calib).read())
+    counts = gpu_grid.import_from([out], tmp_path / "cache", shipped)
+    assert counts == {"runs": 1, "calibration": 1, "fits": counts["fits"]} and counts["fits"] >= 1
+    job = json.loads(next((tmp_path / "cache").glob("*.json")).read_text())
+    assert job["config"]["protection"]["name"] == "random" and job["config"]["seed"] == 1
+    assert (shipped / "calibration" / Path(calib).name).is_file()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no records archive"):
+        gpu_grid.import_from([tmp_path / "empty"], tmp_path / "cache", shipped)

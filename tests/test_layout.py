@@ -111,3 +111,25 @@ def test_every_shipped_record_rebuilds_to_its_key():
         c = json.loads(f.read_text())["config"]
         p = rebuild(protections, c["protection"])
         assert E.config_key({**c, "protection": E.describe(p)}) == f.stem, f.name
+
+
+def test_calibration_block_sets_repeats_beside_their_records(tmp_path, monkeypatch):
+    """A run measured again on another machine (results/measured/calibration/) is shown beside
+    the shipped record of the same key, with the difference; no folder, no rows."""
+    import json
+
+    monkeypatch.setattr(report, "shipped_dir", lambda: tmp_path)
+    assert "no repeated runs" in report.calibration_block()
+    config, _, _ = E.build_config("ar", "lowpass:0.25", scale="full", seed=0)
+    key = E.config_key(config)
+    base = {"key": key, "config": config, "peak_accuracy": 0.5, "peak_epoch": 1, "curve": [0.5],
+            "seconds": 1.0}
+    (tmp_path / "calibration").mkdir()
+    (tmp_path / f"{key}.json").write_text(json.dumps(
+        dict(base, accuracy=0.3936, host={"cpu": "Xeon", "device": "cpu"})))
+    (tmp_path / "calibration" / f"{key}.json").write_text(json.dumps(
+        dict(base, accuracy=0.3707, host={"cpu": "Xeon", "gpu": "NVIDIA H200", "device": "cuda"})))
+    out = report.calibration_block()
+    row = next(line for line in out.splitlines() if line.startswith("| full | ar |"))
+    assert "39.36% (Xeon)" in row and "37.07% (NVIDIA H200)" in row and "| -2.29 |" in row, out
+    assert "1 config measured twice; the largest difference 2.29 points" in out

@@ -11,7 +11,7 @@ not read, so every machine writes the same text) and keeps everything outside th
 is. ``make results`` (``fuselib results``) writes the files; ``fuselib results --check`` and
 the test suite fail when one differs from what would be written. Blocks: ``plan NAME SCALE``,
 ``plans SCALE`` (every plan and how much of it is measured), ``methods`` (the registry's
-methods table) and ``scales``.
+methods table), ``scales`` and ``calibration`` (configs measured again on another machine).
 """
 from __future__ import annotations
 
@@ -98,7 +98,15 @@ def _provenance(df, plan, scale: str) -> str:
     if dates:
         parts.append(dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}")
     if "seconds" in df:
-        parts.append(f"{compute_seconds(df) / 3600:.1f} h of compute")
+        gpu = [isinstance(h, dict) and h.get("device") == "cuda"
+               for h in df.get("host", [None] * len(df))]
+        if any(gpu):  # GPU seconds are not CPU seconds: counted apart
+            on = df[[bool(g) for g in gpu]]
+            off = df[[not g for g in gpu]]
+            parts.append(f"{compute_seconds(off) / 3600:.1f} h of CPU compute + "
+                         f"{compute_seconds(on) / 3600:.1f} h on a GPU")
+        else:
+            parts.append(f"{compute_seconds(df) / 3600:.1f} h of compute")
     parts.append(f"hosts: {_hosts(df.get('host', [None] * len(df)))}")
     return " · ".join(parts)
 
@@ -247,8 +255,46 @@ def curves_block(name: str, scale: str, countermeasure: str) -> str:
             "curve's peak in bold; the plan as a whole:  \n" + _provenance(df, plan, scale) + "\n")
 
 
+def calibration_block() -> str:
+    """Runs repeated on another machine (``results/measured/calibration/``, e.g. a lent GPU)
+    beside the shipped record of the same config: how far the number moves with the machine."""
+    from .. import countermeasures
+    from .records import protection_spec, spec
+    from .store import read_record
+
+    folder = shipped_dir() / "calibration"
+    rows = []
+    for f in sorted(folder.glob("*.json")):
+        again, first = read_record(f, f.stem), read_record(shipped_dir() / f.name, f.stem)
+        if again is None or first is None:
+            continue
+        c = again["config"]
+        rows.append((c["scale"], protection_spec(c), spec(c["countermeasure"], countermeasures),
+                     c["seed"], first, again))
+    if not rows:
+        return "(no repeated runs in results/measured/calibration)\n"
+
+    def where(r) -> str:
+        h = r.get("host")
+        return (h.get("gpu") or h.get("cpu")) if isinstance(h, dict) else "host not recorded"
+
+    lines = ["| scale | protection | countermeasure | seed | shipped record | repeated on | "
+             "difference (points) |", "| --- " * 7 + "|"]
+    diffs = []
+    for scale, prot, cm, seed, first, again in sorted(rows, key=lambda r: r[:4]):
+        d = 100 * (again["accuracy"] - first["accuracy"])
+        diffs.append(abs(d))
+        lines.append(f"| {scale} | {prot} | {cm} | {seed} | {100 * first['accuracy']:.2f}% "
+                     f"({where(first)}) | {100 * again['accuracy']:.2f}% ({where(again)}) | "
+                     f"{d:+.2f} |")
+    return ("\n".join(lines) + f"\n\n{len(rows)} config{'s' if len(rows) != 1 else ''} measured twice; the largest difference "
+            f"{max(diffs):.2f} points, the mean absolute difference {sum(diffs) / len(diffs):.2f}\n")
+
+
 def render(what: str) -> str:
     words = what.split()
+    if words == ["calibration"]:
+        return calibration_block()
     if words[0] == "protect_proof" and len(words) == 2:
         return proof_block(words[1])
     if words[0] == "curves" and len(words) == 4:
