@@ -12,8 +12,9 @@ see no shipped records. At the deadline every job still running is killed: the r
 are kept (the cache writes each record atomically), the run in progress is lost.
 
 ``--calibrate SPEC@SEED``: the same (with ``--calibrate-countermeasures``), but for runs already
-measured on a CPU, into a cache of its own (``calibration/`` in the archive), so that a GPU record never replaces a CPU one: the pairs
-say how far the GPU's numbers move from the CPU's for the same config.
+measured on a CPU, into a cache of its own (``calibration/`` in the archive), so that a GPU
+record never replaces a CPU one: the pairs say how far the GPU's numbers move from the CPU's
+for the same config.
 
 What comes back (``--out``; the device tool returns at most 8 files): ``records.tar.xz`` with
 the run records and fit records (JSON) of the cache, the calibration records and every job's
@@ -176,6 +177,8 @@ def main(argv=None):
         ap.error(str(e))
     if not queue:
         ap.error("nothing to run: give --jobs or --calibrate")
+    if a.parallel < 1 or a.budget <= 0:
+        ap.error("--parallel must be at least 1 and --budget above 0")
     t0 = time.time()
     deadline = t0 + a.budget
     out = Path(a.out)
@@ -188,9 +191,9 @@ def main(argv=None):
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     if a.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
-    probe = subprocess.run([sys.executable, "-c", "import torch; print('torch', torch.__version__, "
-                            "torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"],
-                           capture_output=True, text=True, env=env)
+    code = ("import torch; print('torch', torch.__version__, torch.cuda.get_device_name() "
+            "if torch.cuda.is_available() else 'cpu')")
+    probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     print(probe.stdout.strip() or probe.stderr.strip()[-300:], flush=True)
     if a.pack:
         t = time.time()

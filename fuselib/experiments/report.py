@@ -287,8 +287,10 @@ def calibration_block() -> str:
         lines.append(f"| {scale} | {prot} | {cm} | {seed} | {100 * first['accuracy']:.2f}% "
                      f"({where(first)}) | {100 * again['accuracy']:.2f}% ({where(again)}) | "
                      f"{d:+.2f} |")
-    return ("\n".join(lines) + f"\n\n{len(rows)} config{'s' if len(rows) != 1 else ''} measured twice; the largest difference "
-            f"{max(diffs):.2f} points, the mean absolute difference {sum(diffs) / len(diffs):.2f}\n")
+    n = f"{len(rows)} config{'s' if len(rows) != 1 else ''}"
+    mean = sum(diffs) / len(diffs)
+    return ("\n".join(lines) + f"\n\n{n} measured twice; the largest difference "
+            f"{max(diffs):.2f} points, the mean absolute difference {mean:.2f}\n")
 
 
 def render(what: str) -> str:
