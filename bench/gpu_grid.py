@@ -55,12 +55,6 @@ def parse_job(text: str) -> tuple:
     return spec, int(seed)
 
 
-def describe(d: dict) -> str:
-    """A described countermeasure as ``name:value,...`` (its non-name fields)."""
-    rest = ",".join(str(v) for k, v in d.items() if k != "name" and not isinstance(v, (str, bool)))
-    return f"{d['name']}:{rest}" if rest else d["name"]
-
-
 def pack_records(work: Path, out: Path, ship_fits: tuple) -> tuple:
     """The cache's and calibration's JSON records and the logs into ``out/records.tar.xz``;
     the fits named in ``ship_fits`` into ``out/fits.tar``; both written under a temporary name
@@ -100,7 +94,7 @@ def import_from(folders, cache: Path, shipped: Path) -> dict:
     ``shipped/calibration``. Returns counts; reads every archive before writing anything."""
     from fuselib.utils import atomic_write
 
-    files = []  # (destination, bytes)
+    files = []  # (destination, bytes, what it is: runs, calibration or fits)
     for folder in map(Path, folders):
         records = folder / "records.tar.xz"
         if not records.is_file():
@@ -112,25 +106,24 @@ def import_from(folders, cache: Path, shipped: Path) -> dict:
                     continue  # logs
                 data = tar.extractfile(m).read()
                 if len(parts) == 3 and parts[1] == "protections":
-                    files.append((cache / "protections" / parts[2], data))
+                    files.append((cache / "protections" / parts[2], data, "fits"))
                 elif len(parts) == 2 and parts[1].endswith(".json"):
                     key = parts[1]
                     json.loads(data)  # a damaged record stops the import before any write
                     seen = (shipped / key).is_file()
-                    files.append(((shipped / "calibration" if seen else cache) / key, data))
+                    files.append((shipped / "calibration" / key, data, "calibration") if seen
+                                 else (cache / key, data, "runs"))
         fits = folder / "fits.tar"
         if fits.is_file():
             with tarfile.open(fits) as tar:
                 for m in tar.getmembers():
                     if m.isfile() and Path(m.name).parent.name == "protections":
                         files.append((cache / "protections" / Path(m.name).name,
-                                      tar.extractfile(m).read()))
+                                      tar.extractfile(m).read(), "fits"))
     counts = {"runs": 0, "calibration": 0, "fits": 0}
-    for dest, data in files:
+    for dest, data, kind in files:
         with atomic_write(dest) as tmp:
             tmp.write_bytes(data)
-        kind = ("fits" if dest.parent.name == "protections" else
-                "calibration" if dest.parent.name == "calibration" else "runs")
         counts[kind] += 1
     return counts
 
@@ -157,8 +150,8 @@ def main(argv=None):
                          "the results cache (repeats of shipped configs: results/measured/"
                          "calibration) and run nothing")
     a = ap.parse_args(argv)
+    sys.path.insert(0, str(REPO))  # fuselib from this checkout (the device has it uninstalled)
     if a.import_from:
-        sys.path.insert(0, str(REPO))
         from fuselib.experiments.store import results_dir, shipped_dir
 
         try:
@@ -250,12 +243,16 @@ def main(argv=None):
         print("job | cache | status | seconds")
         for job, sub, status, secs in done:
             print(f"{job} | {sub} | {status} | {secs:.0f}")
+        from fuselib import countermeasures
+        from fuselib.experiments.records import spec
+
         print("\ncache | protection | countermeasure | seed | accuracy | peak | seconds")
         for sub in ("calibration", "cache"):
             for f in sorted((work / sub).glob("*.json")):
                 r = json.loads(f.read_text())
                 c = r["config"]
-                print(f"{sub} | {c['protection']['name']} | {describe(c['countermeasure'])} | "
+                print(f"{sub} | {c['protection']['name']} | "
+                      f"{spec(c['countermeasure'], countermeasures)} | "
                       f"{c['seed']} | {100 * r['accuracy']:.2f} | {100 * r['peak_accuracy']:.2f} "
                       f"| {r['seconds']:.0f}")
     finally:

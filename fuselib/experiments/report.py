@@ -48,14 +48,19 @@ def shipped_only():
 
 
 # --------------------------------------------------------------------------- blocks
+def _machine(h) -> str:
+    """A record's ``host`` as the machine's name: its GPU if it had one, else its CPU."""
+    if isinstance(h, dict) and h.get("cpu"):
+        return h.get("gpu") or h["cpu"]
+    return "host not recorded"
+
+
 def _hosts(hosts) -> str:
     counts: dict = {}
     for h in hosts:
+        name = _machine(h)
         if isinstance(h, dict) and h.get("cpu"):
-            name = h["gpu"] or h["cpu"]
             name += f", {h['threads']} threads, bf16 {'yes' if h.get('bf16_autocast') else 'no'}"
-        else:
-            name = "host not recorded"
         counts[name] = counts.get(name, 0) + 1
     return "; ".join(f"{k} ({v})" for k, v in counts.items())
 
@@ -274,10 +279,6 @@ def calibration_block() -> str:
     if not rows:
         return "(no repeated runs in results/measured/calibration)\n"
 
-    def where(r) -> str:
-        h = r.get("host")
-        return (h.get("gpu") or h.get("cpu")) if isinstance(h, dict) else "host not recorded"
-
     lines = ["| scale | protection | countermeasure | seed | shipped record | repeated on | "
              "difference (points) |", "| --- " * 7 + "|"]
     diffs = []
@@ -285,7 +286,8 @@ def calibration_block() -> str:
         d = 100 * (again["accuracy"] - first["accuracy"])
         diffs.append(abs(d))
         lines.append(f"| {scale} | {prot} | {cm} | {seed} | {100 * first['accuracy']:.2f}% "
-                     f"({where(first)}) | {100 * again['accuracy']:.2f}% ({where(again)}) | "
+                     f"({_machine(first.get('host'))}) | {100 * again['accuracy']:.2f}% "
+                     f"({_machine(again.get('host'))}) | "
                      f"{d:+.2f} |")
     n = f"{len(rows)} config{'s' if len(rows) != 1 else ''}"
     mean = sum(diffs) / len(diffs)
