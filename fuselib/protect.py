@@ -113,7 +113,8 @@ import numpy as np
 import torch
 
 from . import data, protections
-from .utils import atomic_write, progress_bar
+from .utils import (MAX_PIXELS, TooLarge, atomic_write, check_pixels, escape_name,
+                    output_lock, progress_bar, unescape_name)
 
 MAX_EPS = 16 / 255           # the largest budget protect writes
 MIN_SIZE = 8                 # smallest class pattern side accepted (the generator halves twice)
@@ -122,11 +123,15 @@ DEFAULT_SIZE = 64
 DEFAULT_TRAINING = {"epochs": None, "portion": 1.0, "batch_size": 128}  # epochs: by size
 MANIFEST = "manifest.csv"
 JOURNAL = "manifest.partial.csv"
+RECORD = "protect-run.json"  # the settings that shaped the outputs: --resume must match them
+RECORD_FORMAT = "fuselib.protect-run/1"
+NAME_MAX = 255               # bytes in one file name (ext4, APFS, NTFS)
+ROWS = 512                   # image rows perturbed at a time: memory stays a few rows' worth
 NOT_DONE = "not done: the run stopped before it"
 STALE = "stale: written by an earlier run, its input is gone"
 FIELDS = ["file", "output", "class", "size", "psnr_db", "max_abs_delta", "status",
           "source_sha256", "output_sha256", "protection"]
-_TMP = re.compile(r"^\..+\.tmp\d+$")   # our temporary names: .<name>.tmp<pid>
+_TMP = re.compile(r"^\..+\.tmp\d+$")   # our temporary names: .<name or hash>.tmp<pid>
 
 
 def default_epochs(size: int) -> int:
@@ -155,6 +160,20 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def sha256(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
+
+
+def file_sha256(fh) -> str:
+    """SHA-256 of an open binary file from where it stands, read in 1 MiB pieces (a file of
+    any size, in constant memory)."""
+    h = hashlib.sha256()
+    for block in iter(lambda: fh.read(1 << 20), b""):
+        h.update(block)
+    return h.hexdigest()
+
+
+def path_sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return file_sha256(fh)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -226,6 +245,11 @@ def scan_input(src: Path) -> Tuple[List[Entry], List[str], List[str]]:
                              "class index")
             entries += found
     assign_outputs(entries)
+    for e in entries:
+        if e.output is not None and len(os.fsencode(e.output.name)) > NAME_MAX:
+            e.skip = (f"skipped: its output name would be {len(os.fsencode(e.output.name))} "
+                      f"bytes long, over the {NAME_MAX} a file system allows; rename it")
+            e.output = None
     return entries, classes, warns
 
 
@@ -273,12 +297,39 @@ def _rawmode(im) -> str:
     return str(args[0] if isinstance(args, tuple) else args)
 
 
-def read_photo(payload: bytes) -> Photo:
-    """Decode one image file's bytes as an upright 8-bit photo (its first frame), alpha apart;
-    raises :class:`Skip` for images that cannot be written without changing what they mean."""
+@contextlib.contextmanager
+def _no_bomb_check():
+    """Pillow's own decompression-bomb limit off for the block: :func:`read_photo` checks
+    the pixel count against its own limit (``max_pixels``) before decoding."""
     from PIL import Image
 
-    im = Image.open(io.BytesIO(payload))
+    before = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
+
+
+def read_photo(source, max_pixels: int = MAX_PIXELS) -> Photo:
+    """Decode one image (a binary file object, or its bytes) as an upright 8-bit photo (its
+    first frame), alpha apart; raises :class:`Skip` for images that cannot be written without
+    changing what they mean, and for images of more than ``max_pixels`` pixels (checked from
+    the header, before anything is decoded). The file is read as the decoder needs it, never
+    whole into memory."""
+    from PIL import Image
+
+    fh = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    with _no_bomb_check():
+        im = Image.open(fh)
+        try:
+            check_pixels("", *im.size, max_pixels)
+        except TooLarge as e:
+            raise Skip(f"skipped: {e}") from None
+        return _decode(im)
+
+
+def _decode(im) -> Photo:
     notes = []
     frames = int(getattr(im, "n_frames", 1) or 1)
     if frames > 1:
@@ -361,6 +412,27 @@ def check_budget(out: torch.Tensor, rgb: torch.Tensor, budget: int, name: str) -
         raise ProtectError(f"{name}: the written image would differ from its original by "
                            f"{worst}/255, above the budget {budget}/255; stopped")
     return worst
+
+
+def protect_image(rgb: torch.Tensor, pattern: torch.Tensor, budget: int, name: str):
+    """``(protected, max |δ|, PSNR dB)`` of one image: :func:`perturb` and
+    :func:`check_budget` over bands of whole pattern periods (about :data:`ROWS` rows), so a
+    24 MP photo needs a few bands' worth of temporaries, not the image's many times over; the
+    bytes are those of one pass over the whole image (the tiling stays anchored)."""
+    h = rgb.shape[-2]
+    ph = pattern.shape[-2]
+    step = max(1, ROWS // ph) * ph
+    out = torch.empty_like(rgb)
+    worst, sse = 0, 0
+    for top in range(0, h, step):
+        part = rgb[:, top:top + step]
+        band = perturb(part, pattern, budget)
+        worst = max(worst, check_budget(band, part, budget, name))
+        d = band.to(torch.int32) - part.to(torch.int32)
+        sse += int((d * d).sum())
+        out[:, top:top + step] = band
+    mse = sse / max(1, rgb.numel())
+    return out, worst, float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 def protection_id(deltas: torch.Tensor, eps: float) -> str:
@@ -507,17 +579,28 @@ def check_paths(src: Path, dst: Path, save_protection=None) -> Tuple[Path, Path]
 
 
 def read_manifest(dst: Path) -> Dict[str, dict]:
-    """Rows of an earlier run (manifest, then its journal), by input file; ``{}`` if none."""
+    """Rows of an earlier run (manifest, then its journal: a later row of a file wins), by
+    input file, names unescaped (:func:`.utils.unescape_name`); ``{}`` if none. A journal
+    line cut short by a kill reads with missing or truncated fields: its file is not kept."""
     rows: Dict[str, dict] = {}
     for name in (MANIFEST, JOURNAL):
         f = dst / name
         if f.is_file() and not f.is_symlink():
             with contextlib.suppress(OSError, csv.Error, UnicodeDecodeError):
-                with open(f, newline="") as fh:
+                with open(f, newline="", encoding="utf-8") as fh:
                     for r in csv.DictReader(fh):
                         if r.get("file"):
+                            r = {k: v or "" for k, v in r.items() if k in FIELDS}
+                            for k in ("file", "output", "class"):
+                                r[k] = unescape_name(r.get(k, ""))
                             rows[r["file"]] = r
     return rows
+
+
+def csv_row(row: dict) -> dict:
+    """A manifest row as written: file names escaped (:func:`.utils.escape_name`), so that
+    any name a file system allows is one line of UTF-8 text and reads back exactly."""
+    return {**row, **{k: escape_name(row[k]) for k in ("file", "output", "class")}}
 
 
 def _output_files(dst: Path) -> List[Path]:
@@ -547,7 +630,7 @@ def check_output(dst: Path, src_r: Path, resume: bool, overwrite: bool):
                            "--resume to finish an earlier run, --overwrite to replace what "
                            "it wrote, or choose an empty folder")
     rows = read_manifest(dst)
-    ours = {MANIFEST, JOURNAL} | {r["output"] for r in rows.values() if r.get("output")}
+    ours = {MANIFEST, JOURNAL, RECORD} | {r["output"] for r in rows.values() if r.get("output")}
     foreign = [r for r in files if r.as_posix() not in ours and not _TMP.match(r.name)]
     symlinks = [r for r in files if (dst / r).is_symlink()]
     if foreign or symlinks:
@@ -596,7 +679,8 @@ def write_atomic(target: Path, payload: bytes) -> None:
     """Write ``payload`` to a temporary name beside ``target`` (created exclusively, never
     through a symlink), then rename it over ``target``; the temporary file never outlives an
     error or Ctrl-C."""
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    # a short temporary name: a target's own name may already be near the 255-byte limit
+    tmp = target.with_name(f".{sha256(os.fsencode(target.name))[:16]}.tmp{os.getpid()}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(tmp, flags, 0o644)
     try:
@@ -667,10 +751,11 @@ def _can_keep(prev: Optional[dict], e: Entry, dst: Path, source: str, pid: str) 
     target = dst / e.output
     if target.is_symlink() or not target.is_file():
         return False
-    return sha256(target.read_bytes()) == prev.get("output_sha256")
+    return path_sha256(target) == prev.get("output_sha256")
 
 
-def _train(src: Path, entries: List[Entry], p, size: int, progress) -> None:
+def _train(src: Path, entries: List[Entry], p, size: int, progress,
+           max_pixels: int = MAX_PIXELS) -> None:
     """Fit FUSE ``p`` on every readable image, centre square resized to ``size``."""
     todo = [e for e in entries if e.skip is None]
     images = torch.empty((len(todo), 3, size, size), dtype=torch.uint8)
@@ -679,7 +764,8 @@ def _train(src: Path, entries: List[Entry], p, size: int, progress) -> None:
     for e in todo:
         bar.update(1)
         try:
-            images[n] = training_view(read_photo((src / e.rel).read_bytes()).rgb, size)
+            with open(src / e.rel, "rb") as fh:
+                images[n] = training_view(read_photo(fh, max_pixels).rgb, size)
         except Exception:  # noqa: BLE001 - unreadable: reported when writing
             continue
         labels.append(e.label)
@@ -690,94 +776,187 @@ def _train(src: Path, entries: List[Entry], p, size: int, progress) -> None:
     p.fit(images[:n], torch.tensor(labels, dtype=torch.int64))
 
 
-class _Run:
-    """One pass over the input: read, perturb, check, write, journal — one image at a time."""
+class _Journal:
+    """``manifest.partial.csv``: one line for each output, written and flushed *before* the
+    output is renamed into place. So whenever the process dies (Ctrl-C, an error, kill -9 at
+    any instruction), every file at an output path is either listed with its hash (complete:
+    ``--resume`` keeps it when the hash matches) or still under a temporary name (removed by
+    the next run); a line cut short by the kill matches no file and is written again."""
 
-    def __init__(self, src_r, dst_r, entries, deltas, eps, previous, progress):
+    def __init__(self, path: Path):
+        self.fh = open(path, "a+", newline="", encoding="utf-8")
+        self.fh.seek(0, os.SEEK_END)
+        if self.fh.tell():
+            self.fh.seek(self.fh.tell() - 1)
+            if self.fh.read(1) != "\n":   # a line cut short: end it, so the next stands alone
+                self.fh.write("\n")
+        self.writer = csv.DictWriter(self.fh, fieldnames=FIELDS)
+        if self.fh.tell() == 0:
+            self.writer.writeheader()
+
+    def add(self, row: dict) -> None:
+        self.writer.writerow(csv_row(row))
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+class _Run:
+    """One pass over the input: read, perturb, check, journal, write — one image at a time."""
+
+    def __init__(self, src_r, dst_r, entries, deltas, eps, previous, progress,
+                 max_pixels: int = MAX_PIXELS):
         self.src, self.dst, self.entries = src_r, dst_r, entries
         self.deltas, self.budget = deltas, int(round(eps * 255))
         self.pid = protection_id(deltas, eps)
-        self.previous, self.progress = previous, progress
+        self.previous, self.progress, self.max_pixels = previous, progress, max_pixels
         self.rows: Dict[str, dict] = {}
         self.written = self.kept = 0
+        self.journal: Optional[_Journal] = None
 
     def one(self, e: Entry) -> dict:
-        """Process one entry; returns its manifest row."""
+        """Process one entry; returns its manifest row. The input is read in a stream (hash,
+        then decode from the same open file), never whole into memory."""
         if e.skip is not None:
             return _row(e, e.skip)
         try:
-            payload = (self.src / e.rel).read_bytes()
+            fh = open(self.src / e.rel, "rb")
         except OSError as ex:
             return _row(e, f"skipped: unreadable ({ex.strerror or type(ex).__name__})")
-        source = sha256(payload)
-        prev = self.previous.get(e.key)
-        if _can_keep(prev, e, self.dst, source, self.pid):
-            self.kept += 1
-            return {k: prev.get(k) or "" for k in FIELDS}
-        try:
-            photo = read_photo(payload)
-        except Skip as s:
-            return _row(e, str(s), source_sha256=source)
-        except Exception as ex:  # noqa: BLE001 - whatever the decoder says, keep going
-            return _row(e, f"skipped: unreadable ({type(ex).__name__}: {ex})"[:300],
-                        source_sha256=source)
-        del payload
+        with fh:
+            try:
+                source = file_sha256(fh)
+                fh.seek(0)
+            except OSError as ex:
+                return _row(e, f"skipped: unreadable ({ex.strerror or type(ex).__name__})")
+            prev = self.previous.get(e.key)
+            if _can_keep(prev, e, self.dst, source, self.pid):
+                self.kept += 1
+                return {k: prev.get(k) or "" for k in FIELDS}
+            try:
+                photo = read_photo(fh, self.max_pixels)
+            except Skip as s:
+                return _row(e, str(s), source_sha256=source)
+            except Exception as ex:  # noqa: BLE001 - whatever the decoder says, keep going
+                return _row(e, f"skipped: unreadable ({type(ex).__name__}: {ex})"[:300],
+                            source_sha256=source)
         return self.write(e, photo, source)
 
     def write(self, e: Entry, photo: Photo, source: str) -> dict:
         if e.label >= self.deltas.shape[0]:
             raise ProtectError(f"{e.key}: class {e.cls!r} has no pattern")
-        out = perturb(photo.rgb, self.deltas[e.label], self.budget)
-        worst = check_budget(out, photo.rgb, self.budget, e.key)
+        out, worst, quality = protect_image(photo.rgb, self.deltas[e.label], self.budget, e.key)
         png = encode_png(out, photo.alpha, photo.icc)
-        write_atomic(safe_target(self.dst, self.src, e.output), png)
-        self.written += 1
+        del out
+        target = safe_target(self.dst, self.src, e.output)
         status = "ok" + (": " + "; ".join(photo.notes) if photo.notes else "")
         h, w = photo.rgb.shape[-2:]
-        return _row(e, status, size=f"{w}x{h}", psnr_db=round(psnr(out, photo.rgb), 2),
-                    max_abs_delta=worst, source_sha256=source, output_sha256=sha256(png),
-                    protection=self.pid)
+        row = _row(e, status, size=f"{w}x{h}", psnr_db=round(quality, 2),
+                   max_abs_delta=worst, source_sha256=source, output_sha256=sha256(png),
+                   protection=self.pid)
+        self.journal.add(row)      # first the journal, then the file (see _Journal)
+        write_atomic(target, png)
+        self.written += 1
+        return row
 
     def go(self) -> None:
         """Every entry in order; ``self.rows`` holds what is done, whatever happens."""
         bar = progress_bar(len(self.entries), "protect", self.progress)
-        with open(self.dst / JOURNAL, "a", newline="") as fh:
-            journal = csv.DictWriter(fh, fieldnames=FIELDS)
-            if fh.tell() == 0:
-                journal.writeheader()
-            try:
-                for e in self.entries:
-                    row = self.one(e)
-                    self.rows[e.key] = row
-                    if row["status"].startswith("ok"):
-                        journal.writerow(row)
-                        fh.flush()
-                    bar.update(1)
-            finally:
-                bar.close()
+        self.journal = _Journal(self.dst / JOURNAL)
+        try:
+            for e in self.entries:
+                self.rows[e.key] = self.one(e)
+                bar.update(1)
+        finally:
+            bar.close()
+            self.journal.close()
 
     def manifest(self) -> Path:
         """Write the manifest (every entry; those not reached: :data:`NOT_DONE`; outputs of an
         earlier run whose input is gone: :data:`STALE`, so ``--overwrite`` can remove them)
-        and drop the journal."""
+        and drop the journal. A manifest that cannot be written (a full disk) is one
+        :class:`ProtectError` line; the journal is kept for ``--resume``."""
         rows = [self.rows.get(e.key) or _row(e, NOT_DONE) for e in self.entries]
         now = {e.key for e in self.entries}
         rows += [{**{k: r.get(k) or "" for k in FIELDS}, "status": STALE}
                  for key, r in self.previous.items()
                  if key not in now and r.get("output") and (self.dst / r["output"]).is_file()]
         path = self.dst / MANIFEST
-        with atomic_write(path) as tmp, open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=FIELDS)
-            w.writeheader()
-            w.writerows(rows)
+        try:
+            with atomic_write(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+                w = csv.DictWriter(fh, fieldnames=FIELDS)
+                w.writeheader()
+                w.writerows(csv_row(r) for r in rows)
+        except OSError as ex:
+            raise ProtectError(f"cannot write the manifest {path}: {ex.strerror or ex}; "
+                               f"{self.written + self.kept} images are done and journaled in "
+                               f"{JOURNAL}: free the space and rerun with --resume") from None
         (self.dst / JOURNAL).unlink(missing_ok=True)
         return path
+
+
+def run_record(classes: List[str], checkpoint, size: Optional[int], seed, fuse_settings,
+               deltas_size: Optional[int] = None) -> dict:
+    """What shapes the outputs of a run, as :data:`RECORD` keeps it: the class list (label k
+    gets pattern k), the checkpoint (its SHA-256) or the training settings, and the working
+    size."""
+    if checkpoint is not None:
+        return {"format": RECORD_FORMAT, "classes": [escape_name(c) for c in classes],
+                "checkpoint_sha256": path_sha256(Path(checkpoint)), "size": deltas_size,
+                "training": None}
+    return {"format": RECORD_FORMAT, "classes": [escape_name(c) for c in classes],
+            "checkpoint_sha256": None, "size": size or DEFAULT_SIZE,
+            "training": {"seed": 0 if seed is None else seed,
+                         **{k: v for k, v in sorted(fuse_settings.items())}}}
+
+
+def _show(value) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return "none (trained on the spot)" if value is None else str(value)
+
+
+def check_record(dst: Path, record: dict, previous: dict) -> None:
+    """``--resume`` continues only the run that wrote ``dst``: its record (:data:`RECORD`)
+    must equal this run's; else one line naming each difference."""
+    import json
+
+    f = dst / RECORD
+    try:
+        old = json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
+    except (OSError, ValueError):
+        old = None
+    if not isinstance(old, dict) or old.get("format") != RECORD_FORMAT:
+        if not previous:
+            return  # nothing written yet: a run killed before its first output
+        raise ProtectError(f"--resume: output folder {dst} has no readable {RECORD} (the "
+                           "settings its images were made with); pass --overwrite to start "
+                           "again")
+    names = {"classes": "class folders", "checkpoint_sha256": "checkpoint (SHA-256)",
+             "size": "--size", "training": "training settings"}
+    diffs = [f"{names[k]}: earlier {_show(old.get(k))}; now {_show(record[k])}"
+             for k in names if old.get(k) != record[k]]
+    if diffs:
+        raise ProtectError(f"--resume: {dst} was made with other settings ("
+                           + "; ".join(diffs) + "); resume with the same ones, or pass "
+                           "--overwrite to start again")
+
+
+def write_record(dst: Path, record: dict) -> None:
+    import json
+
+    with atomic_write(dst / RECORD) as tmp:
+        tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
 
 
 def protect_folder(input_dir, output_dir, checkpoint=None, size: Optional[int] = None,
                    seed: Optional[int] = None, device=None, save_protection=None,
                    resume: bool = False, overwrite: bool = False, force: bool = False,
-                   progress=None, train_size: Optional[int] = None, **fuse_settings) -> dict:
+                   progress=None, train_size: Optional[int] = None,
+                   max_pixels: int = MAX_PIXELS, **fuse_settings) -> dict:
     """Protect every image under ``input_dir`` into ``output_dir`` (see the module docstring).
 
     ``checkpoint``: a saved FUSE protection to apply; without it one is trained on the spot at
@@ -785,6 +964,8 @@ def protect_folder(input_dir, output_dir, checkpoint=None, size: Optional[int] =
     fields; the command line's defaults are :data:`DEFAULT_TRAINING`, epochs by
     :func:`default_epochs`) and saved to
     ``save_protection`` right after training. ``train_size`` is the old name of ``size``.
+    ``max_pixels``: images above it are skipped before decoding. One process at a time
+    writes an output folder (a lock beside it, :func:`.utils.output_lock`).
     Returns a summary: ``written`` (this run), ``resumed`` (kept from an earlier run),
     ``skipped``, ``manifest``, ``min_psnr_db``, ``max_abs_delta``, ``size``, ``classes``,
     ``warnings`` and the ``protection``.
@@ -796,6 +977,8 @@ def protect_folder(input_dir, output_dir, checkpoint=None, size: Optional[int] =
     _check_arguments(checkpoint, size, resume, overwrite,
                      {"seed": seed, "device": device, "save_protection": save_protection,
                       **fuse_settings})
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ProtectError(f"--max-pixels must be a positive whole number, got {max_pixels!r}")
     dev = check_device(device)
     src_r, dst_r = check_paths(Path(input_dir), Path(output_dir), save_protection)
     if checkpoint is None and fuse_settings.get("epochs") is None:
@@ -804,20 +987,28 @@ def protect_folder(input_dir, output_dir, checkpoint=None, size: Optional[int] =
     entries, classes, warns = _classes(Path(input_dir), force)
     if checkpoint is not None:
         warns += _fits_the_folder(p, checkpoint, classes, size)
-    previous, ours = check_output(Path(output_dir), src_r, resume, overwrite)
+    record = run_record(classes, checkpoint, size, seed, fuse_settings,
+                        int(p.deltas.shape[-1]) if checkpoint is not None else None)
+    with output_lock(dst_r, "output folder"):
+        previous, ours = check_output(Path(output_dir), src_r, resume, overwrite)
+        if resume:
+            check_record(dst_r, record, previous)
 
-    # -- work starts here: everything above only listed and checked
-    if checkpoint is None:
-        _train_and_save(p, Path(input_dir), entries, size or DEFAULT_SIZE, dev, save_protection,
-                        progress)
-    # (a class none of whose images could be read may lack a pattern: none of it is written)
-    deltas = check_deltas(p.deltas, p.eps, len(classes) if checkpoint else 0, "the protection")
-    if ours:
-        clear_output(dst_r, ours, everything=overwrite)
-        previous = {} if overwrite else previous
-    dst_r.mkdir(parents=True, exist_ok=True)
-    run = _Run(src_r, dst_r, entries, deltas, p.eps, previous, progress)
-    manifest = _write_all(run)
+        # -- work starts here: everything above only listed and checked
+        if checkpoint is None:
+            _train_and_save(p, Path(input_dir), entries, size or DEFAULT_SIZE, dev,
+                            save_protection, progress, max_pixels)
+        # (a class none of whose images could be read may lack a pattern: none of it is
+        # written)
+        deltas = check_deltas(p.deltas, p.eps, len(classes) if checkpoint else 0,
+                              "the protection")
+        if ours:
+            clear_output(dst_r, ours, everything=overwrite)
+            previous = {} if overwrite else previous
+        dst_r.mkdir(parents=True, exist_ok=True)
+        write_record(dst_r, record)
+        run = _Run(src_r, dst_r, entries, deltas, p.eps, previous, progress, max_pixels)
+        manifest = _write_all(run)
     return summary(run, manifest, deltas, classes, warns, p)
 
 
@@ -847,6 +1038,11 @@ def _protection(checkpoint, seed, fuse_settings) -> protections.Protection:
 def _classes(src: Path, force: bool):
     """The input listing; refuses a folder without classes, or of one class without force."""
     entries, classes, warns = scan_input(src)
+    reserved = [c for c in classes if c.casefold() in {n.casefold() for n in (
+        MANIFEST, JOURNAL, RECORD)}]
+    if reserved:
+        raise ProtectError(f"{src}: the class folder {reserved[0]!r} has the name of a file "
+                           "protect writes into the output folder; rename that folder")
     if not classes:
         raise ProtectError(f"{src} has no class folder with image files (expected "
                            f"{src}/<class>/<images>)")
@@ -870,12 +1066,13 @@ def _fits_the_folder(p, checkpoint, classes, size) -> List[str]:
             "folders"]
 
 
-def _train_and_save(p, src, entries, size, device, save_protection, progress) -> None:
+def _train_and_save(p, src, entries, size, device, save_protection, progress,
+                    max_pixels: int = MAX_PIXELS) -> None:
     """Train ``p`` on the spot, then save it (before any image is written)."""
     if device is not None:
         p.device = device
     try:
-        _train(src, entries, p, size, progress)
+        _train(src, entries, p, size, progress, max_pixels)
     except KeyboardInterrupt:
         raise Interrupted("interrupted while training; nothing was written") from None
     if save_protection is not None:

@@ -156,3 +156,133 @@ def peak_rss_mb() -> float | None:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     except (ImportError, OSError):  # not on Windows
         return None
+
+
+# --------------------------------------------------------------------------- one writer per output
+class Busy(RuntimeError):
+    """Another process holds the lock of an output (one line: who, where, since when)."""
+
+
+def lock_path(target) -> Path:
+    """Where the lock of the output ``target`` (a folder or file) lives: beside it, as
+    ``.NAME.lock``, so that a folder renamed into place is covered as well as one written
+    into."""
+    target = Path(os.path.abspath(target))
+    return target.with_name(f".{target.name}.lock")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def output_lock(target, what: str = "output"):
+    """Hold the lock of ``target`` for the block: one writer per output. The lock file is
+    created exclusively and holds the holder's pid, host and start time; a lock left by a
+    process of this host that no longer runs (killed) is stale and taken over; any other is
+    :class:`Busy`, naming its holder. The lock is removed when the block ends."""
+    import socket
+
+    path = lock_path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname()
+    me = json.dumps({"pid": os.getpid(), "host": host,
+                     "since": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text())
+                pid, where = int(holder["pid"]), str(holder["host"])
+            except (OSError, ValueError, KeyError, TypeError):
+                holder, pid, where = {}, -1, ""
+            if where == host and not _alive(pid) or not holder and _old(path):
+                # stale: its holder is gone; moved aside first, so one taker wins
+                aside = path.with_name(f"{path.name}.stale{os.getpid()}")
+                with contextlib.suppress(OSError):
+                    os.replace(path, aside)
+                    aside.unlink()
+                continue
+            raise Busy(f"{what} {target} is being written by another fuselib process (pid "
+                       f"{holder.get('pid', '?')} on {holder.get('host', '?')}, since "
+                       f"{holder.get('since', '?')}); wait for it to end, or remove {path} if "
+                       "that process is gone") from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(me)
+        break
+    else:
+        raise Busy(f"cannot take the lock {path} of {what} {target}; remove it if no fuselib "
+                   "process writes there")
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            if path.read_text() == me:
+                path.unlink()
+
+
+def _old(path: Path, seconds: float = 60.0) -> bool:
+    """An unreadable lock file older than ``seconds`` (a holder killed while writing it)."""
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------- file names in text
+def escape_name(name: str) -> str:
+    """A file name (a ``str`` as :func:`os.fsdecode` gives it, which may carry bytes that are
+    not UTF-8 as lone surrogates) as printable UTF-8 text: every such byte, every control
+    character and ``%`` itself become ``%XX`` (the byte in hex); everything else is kept.
+    :func:`unescape_name` gives the name back exactly."""
+    out = []
+    for ch in name:
+        o = ord(ch)
+        if 0xDC80 <= o <= 0xDCFF:            # a byte that was not UTF-8 (surrogateescape)
+            out.append(f"%{o - 0xDC00:02X}")
+        elif ch == "%" or o < 0x20 or o == 0x7F or 0xD800 <= o <= 0xDFFF:
+            out.append("".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass")))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def unescape_name(text: str) -> str:
+    """The file name :func:`escape_name` wrote as ``text``."""
+    import re
+
+    raw = re.sub(rb"%([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]),
+                 text.encode("utf-8", "surrogateescape"))
+    return os.fsdecode(raw)
+
+
+# --------------------------------------------------------------------------- size limits
+MAX_PIXELS = 100_000_000     # pixels of one decoded image, by default (a 100 MP photo)
+MAX_BYTES = 4 * 2**30        # bytes of a whole decoded data set, by default (4 GiB)
+
+
+class TooLarge(ValueError):
+    """An input whose declared size is over a limit; one line naming the file and the limit."""
+
+
+def check_pixels(name, width: int, height: int, limit: int = MAX_PIXELS,
+                 flag: str = "--max-pixels") -> None:
+    """Refuse an image of ``width × height`` above ``limit`` pixels before it is decoded."""
+    if int(width) * int(height) > limit:
+        raise TooLarge(f"{name + ': ' if name else ''}{width}×{height} = {int(width) * int(height):,} pixels, above "
+                       f"the limit of {limit:,} pixels an image ({flag} raises it)")
+
+
+def check_bytes(name, nbytes: int, limit: int = MAX_BYTES, flag: str = "--max-gb",
+                what: str = "decoded") -> None:
+    """Refuse data that would take ``nbytes`` of memory above ``limit``, before allocating."""
+    if nbytes > limit:
+        raise TooLarge(f"{name}: {nbytes / 2**30:,.2f} GiB {what}, above the limit of "
+                       f"{limit / 2**30:,.2f} GiB ({flag} raises it)")

@@ -512,8 +512,9 @@ def test_resume_after_a_kill_uses_the_journal(tmp_path, ckpt, monkeypatch):
 
 def test_resume_rewrites_what_changed(tmp_path, ckpt):
     """``--resume`` keeps only outputs whose source, protection and output hashes match: a
-    tampered output and a changed input are written again; another protection rewrites all;
-    the output of a removed input is listed as stale, and ``--overwrite`` removes it."""
+    tampered output and a changed input are written again; another protection is refused on
+    --resume (--overwrite rewrites all); the output of a removed input is listed as stale,
+    and ``--overwrite`` removes it."""
     src = two_classes(tmp_path / "in")
     out = tmp_path / "out"
     protect_folder(src, out, checkpoint=ckpt)
@@ -523,7 +524,10 @@ def test_resume_rewrites_what_changed(tmp_path, ckpt):
     assert (s["written"], s["resumed"]) == (2, 2)
     assert rgb(out / "cats" / "img0.png").shape == (40, 48, 3)
     other = make_protection(tmp_path / "other.pt", size=16)
-    s = protect_folder(src, out, checkpoint=other, resume=True)
+    with pytest.raises(ProtectError, match=r"other settings \(checkpoint \(SHA-256\): "
+                                           r"earlier \w+; now \w+; --size: earlier 32; now 16"):
+        protect_folder(src, out, checkpoint=other, resume=True)
+    s = protect_folder(src, out, checkpoint=other, overwrite=True)
     assert (s["written"], s["resumed"]) == (4, 0)
     (src / "cats" / "img1.png").unlink()         # its output stays, listed as stale
     protect_folder(src, out, checkpoint=other, resume=True)
