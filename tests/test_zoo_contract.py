@@ -28,6 +28,7 @@ TINY = {
     "gue": (dict(steps=1, batch_size=20, inner_steps=1, gen_width=4), False),
     "pue": (dict(max_rounds=2, train_steps=2, batch_size=30), True),
     "pue:robust=True": (dict(max_rounds=2, train_steps=2, batch_size=30), True),
+    "pil": (dict(surrogate_epochs=2, steps=3), False),
 }
 
 

@@ -15,7 +15,7 @@ REGISTRY = Registry("protection")
 
 from .base import Protection, check_eps  # noqa: E402
 from . import none, random_noise, ar, lsp, ops, cuda, em, tap, rem, dh, uc, fuse  # noqa: E402,F401  (registers)
-from . import gue, pue, vtg  # noqa: E402,F401
+from . import gue, pue, vtg, pil  # noqa: E402,F401
 
 
 def names() -> list:
