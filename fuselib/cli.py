@@ -59,6 +59,28 @@ def _count(minimum: int = 1):
     return count
 
 
+def _seed(text):
+    """A seed: a whole number NumPy and torch both take, 0 to 2**32 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to 4294967295, got "
+                                         f"{text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"a positive number is needed, got {text!r}")
+    return value
+
+
 def _nonnegative(text):
     """An argparse type: a number >= 0."""
     try:
@@ -296,8 +318,9 @@ def cmd_export_data(args):
 
 def cmd_audit(args):
     """Check anyone's unlearnable data, then train on it after each countermeasure."""
-    from . import plots
+    from . import plots, poisons
     from .experiments import audit
+    from .utils import output_lock
 
     if args.plan and args.countermeasures:
         raise ValueError("give --plan or --countermeasures, not both")
@@ -305,7 +328,8 @@ def cmd_audit(args):
     a = audit.prepare(args.poisoned, labels=args.labels, clean=args.clean, test=args.test,
                       plan=args.plan or "quick", countermeasures=args.countermeasures,
                       scale=args.scale, seed=args.seed, eps=args.eps, out=args.out,
-                      epochs=args.epochs, data_root=args.data_root)
+                      epochs=args.epochs, data_root=args.data_root,
+                      limits=poisons.Limits(int(args.max_gb * 2**30), args.max_pixels))
     for w in a.warnings:
         print(f"fuselib: warning: {w}", file=sys.stderr)
     print(f"{a.path}: {a.images.shape[0]} images of {a.images.shape[-2]}x{a.images.shape[-1]} "
@@ -324,13 +348,15 @@ def cmd_audit(args):
               f"{r['peak_accuracy']:.4f} (epoch {r['peak_epoch']}), {r['seconds']:.1f} s"
               f"{' [cached]' if r['cached'] else ''}")
 
-    report = audit.run(a, cache=not args.no_cache, on_row=row)
-    if report["profile"]:
-        print("energy of poisoned - clean (DCT; low / mid / high thirds): "
-              + " / ".join(f"{f:.1%}" for f in report["profile"]["fractions"])
-              + " (white noise: " + " / ".join(f"{f:.1%}" for f in
-                                                report["profile"]["white_noise"]) + ")")
-    out = audit.write(report, a.out, a.per_image, figure=plots.audit_figure)
+    with output_lock(a.out, "--out"):  # one writer per report folder
+        report = audit.run(a, cache=not args.no_cache, on_row=row)
+        if report["profile"]:
+            print("energy of poisoned - clean (DCT; low / mid / high thirds): "
+                  + " / ".join(f"{f:.1%}" for f in report["profile"]["fractions"])
+                  + " (white noise: " + " / ".join(f"{f:.1%}" for f in
+                                                    report["profile"]["white_noise"]) + ")")
+        out = audit.write(report, a.out, a.per_image, figure=plots.audit_figure,
+                          inputs=a.inputs)
     print(f"wrote {out}/audit.md, accuracy.csv, accuracy.png"
           + (", distances.csv" if a.per_image else "") + ", audit.json")
 
@@ -370,6 +396,9 @@ def cmd_grid(args):
     from . import countermeasures, experiments
     from .experiments import sweeps
 
+    if args.list and not args.plan:
+        raise ValueError("--list lists a plan's runs: give --plan NAME (fuselib grid --plan "
+                         "NAME --list)")
     common = dict(trainer=args.trainer, data_root=args.data_root, cache=not args.no_cache,
                   measured=not args.recompute)
     worker = None
@@ -620,7 +649,9 @@ def cmd_protect(args):
         s = protect_folder(args.input, args.output, checkpoint=args.checkpoint, size=args.size,
                            seed=args.seed, device=args.device,
                            save_protection=args.save_protection, resume=args.resume,
-                           overwrite=args.overwrite, force=args.force, **settings)
+                           overwrite=args.overwrite, force=args.force,
+                           **({"max_pixels": args.max_pixels} if args.max_pixels else {}),
+                           **settings)
     except KeyboardInterrupt as e:
         print(f"fuselib: {e.args[0] if e.args else 'interrupted'}", file=sys.stderr)
         raise SystemExit(130) from None
@@ -699,7 +730,7 @@ def main(argv=None):
     trainer = dict(default="fast", choices=["fast", "standard"],
                    help="the classifier's recipe: fast (a small fastnet, CPU-friendly; default) "
                         "or standard (ResNet-18)")
-    seed = dict(type=int, default=0,
+    seed = dict(type=_seed, default=0,
                 help="seed of the classifier's training and of the protection's fit (default 0)")
     no_cache = dict(action="store_true",
                     help="recompute even if cached, and write nothing to the results cache")
@@ -768,10 +799,11 @@ def main(argv=None):
     p.add_argument("dir", help="a new (or empty) folder to write")
     p.add_argument("--scale", required=True, choices=list(SCALES),
                    help="whose training subset: " + ", ".join(SCALES))
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=_seed, default=0,
                    help="seed of the training subset and of the protection's fit (default 0)")
     p.add_argument("--dataset", default="cifar10",
                    help="the dataset protected (default cifar10)")
+    from . import poisons
     from .poisons import FORMATS
     p.add_argument("--format", default="npy", choices=list(FORMATS),
                    help="png: DIR/<class>/<index>.png; npy: images.npy (N,H,W,3) uint8 + "
@@ -806,7 +838,7 @@ def main(argv=None):
     p.add_argument("--scale", **{**scale, "default": "cpu",
                                  "help": "the trainer's recipe and test subset: "
                                          + ", ".join(SCALES) + " (default cpu)"})
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=_seed, default=0,
                    help="seed of the classifier's training and of the test subset (default 0)")
     p.add_argument("--eps", type=_budget, default=8 / 255,
                    help="the L-inf budget images are checked against, e.g. 8/255 (default) "
@@ -816,6 +848,11 @@ def main(argv=None):
                         "audit there is replaced")
     p.add_argument("--epochs", type=_count(), default=None,
                    help="training epochs (default: the scale's)")
+    p.add_argument("--max-gb", type=_positive_float, default=4.0,
+                   help="the most memory the data may take once decoded, in GiB, checked from "
+                        "the files' headers before reading (default 4)")
+    p.add_argument("--max-pixels", type=_count(), default=poisons.MAX_PIXELS,
+                   help=f"the most pixels of one image (default {poisons.MAX_PIXELS:,})")
     p.add_argument("--no-cache", **no_cache)
     p.set_defaults(func=cmd_audit)
 
@@ -830,7 +867,7 @@ def main(argv=None):
     p.add_argument("--list", action="store_true", help="with --plan: list its runs, run nothing")
     p.add_argument("--trainer", **trainer)
     p.add_argument("--scale", **scale)
-    p.add_argument("--seeds", type=int, nargs="+", default=None,
+    p.add_argument("--seeds", type=_seed, nargs="+", default=None,
                    help="classifier and fit seeds (default 0; a plan's own seeds)")
     p.add_argument("--no-cache", **no_cache)
     p.add_argument("--recompute", action="store_true",
@@ -867,7 +904,7 @@ def main(argv=None):
     p = sub.add_parser("profile", help="spectral energy profile of protections' perturbations")
     p.add_argument("protections", nargs="+", help="protection specs, e.g. random lsp fuse")
     p.add_argument("--scale", **scale)
-    p.add_argument("--seed", type=int, default=0, help="seed of the protection's fit (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the protection's fit (default 0)")
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("verify", help="recompute shipped records from scratch and compare")
@@ -875,7 +912,7 @@ def main(argv=None):
                    help="the scale of the shipped records (default cpu)")
     p.add_argument("--sample", type=_count(), default=3,
                    help="how many records, drawn at random (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random draw")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random draw")
     p.add_argument("--keys", nargs="*", default=None, help="verify these record keys instead")
     p.add_argument("--tolerance", type=_nonnegative, default=None,
                    help="largest accepted accuracy difference (default 0.005 = 0.5 points); "
@@ -929,6 +966,9 @@ def main(argv=None):
                    help="remove what an earlier run wrote into OUTPUT (per its manifest) first")
     p.add_argument("--force", action="store_true",
                    help="protect a folder of one class (one pattern for every image)")
+    p.add_argument("--max-pixels", type=_count(), default=None,
+                   help="images of more pixels are skipped before decoding, listed in the "
+                        "manifest (default 100,000,000: a 100 MP photo)")
     p.add_argument("--save-protection", default=None,
                    help="training: save the trained protection here right after training "
                         "(outside INPUT and OUTPUT; keep it private)")
@@ -940,7 +980,7 @@ def main(argv=None):
                         f"(default {DEFAULT_TRAINING['portion']})")
     p.add_argument("--batch-size", type=int, default=None,
                    help=f"training: batch size (default {DEFAULT_TRAINING['batch_size']})")
-    p.add_argument("--seed", type=int, default=None, help="training: random seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=None, help="training: random seed (default 0)")
     p.add_argument("--device", default=None,
                    help="training: cpu, cuda, cuda:1, mps (default: a GPU when there is one)")
     p.set_defaults(func=cmd_protect)

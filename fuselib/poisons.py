@@ -36,6 +36,7 @@ import os
 import pickle
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,14 +44,37 @@ import numpy as np
 import torch
 
 from .data import IMAGE_EXTENSIONS
+from .utils import MAX_BYTES, TooLarge, check_bytes, check_pixels
 
 FORMATS = ("png", "npy", "pt", "pickle")
 META_FILE = "fuselib.json"  # what write() puts beside the data (read by nothing here)
 MIN_SIZE = 8                # the smallest image side accepted
+MAX_PIXELS = 1024 * 1024    # pixels of one image, by default: far above any test set's size
 
 
 class PoisonError(ValueError):
     """Data that cannot be read or used as it is; the message names every problem."""
+
+
+@dataclass
+class Limits:
+    """What a reader may allocate, checked from declared sizes (an ``.npy`` header, a
+    pickle's or tensor's shape, an image's header) before anything is allocated:
+    ``max_bytes`` for a whole data set as decoded, ``max_pixels`` for one image file."""
+    max_bytes: int = MAX_BYTES
+    max_pixels: int = MAX_PIXELS
+
+    def size(self, name, nbytes: int, what: str = "decoded") -> None:
+        try:
+            check_bytes(name, int(nbytes), self.max_bytes, what=what)
+        except TooLarge as e:
+            raise PoisonError(str(e)) from None
+
+    def image(self, name, width: int, height: int) -> None:
+        try:
+            check_pixels(name, width, height, self.max_pixels)
+        except TooLarge as e:
+            raise PoisonError(str(e)) from None
 
 
 @dataclass
@@ -93,38 +117,71 @@ def detect(path) -> str:
                       "data_batch_* files")
 
 
-def read(path, labels=None) -> Raw:
+def read(path, labels=None, limits: Limits | None = None) -> Raw:
     """What ``path`` holds, unconverted (see the module's formats); ``labels`` a file of labels
-    that replaces (or, for a lone images ``.npy``, supplies) the data's own."""
+    that replaces (or, for a lone images ``.npy``, supplies) the data's own. Every declared
+    size is checked against ``limits`` (default :class:`Limits`) before it is allocated."""
     p = Path(path)
+    lim = limits or Limits()
     fmt = detect(p)
     if fmt == "png":
         if labels is not None:
             raise PoisonError(f"{p}: a folder of images takes its labels from its class "
                               "folders; drop the labels file")
-        raw = _read_png(p)
+        raw = _read_png(p, lim)
     elif fmt == "npy":
-        raw = _read_npy(p)
+        raw = _read_npy(p, lim)
     elif fmt == "pt":
-        raw = _read_pt(p)
+        raw = _read_pt(p, lim)
     else:
-        raw = _read_pickle(p)
+        raw = _read_pickle(p, lim)
     if labels is not None:
-        raw.labels = read_labels(labels)
+        raw.labels = read_labels(labels, lim)
     return raw
 
 
-def read_labels(path) -> np.ndarray:
+def load_npy(f: Path, limits: Limits) -> np.ndarray:
+    """An ``.npy`` file, its header checked first: an array of numbers (not of Python
+    objects), whose declared size the file holds and the limit allows."""
+    with open(f, "rb") as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                shape, _, dtype = np.lib.format._read_array_header(fh, version)
+        except Exception as e:  # noqa: BLE001 - whatever numpy says: one line naming the file
+            raise PoisonError(f"{f}: not a readable .npy file ({type(e).__name__}: "
+                              f"{(str(e).splitlines() or [''])[0][:100]})") from None
+        offset = fh.tell()
+    if dtype.hasobject:
+        raise PoisonError(f"{f}: an array of Python objects (dtype {dtype}); arrays of numbers "
+                          "are needed (uint8 or float images, integer labels)")
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    held = f.stat().st_size - offset
+    if declared > held:
+        raise PoisonError(f"{f}: its header declares {tuple(shape)} {dtype} "
+                          f"({declared:,} bytes) but the file holds {held:,}: truncated, or "
+                          "not what it says")
+    limits.size(f, declared)
+    return np.load(f, allow_pickle=False)
+
+
+def read_labels(path, limits: Limits | None = None) -> np.ndarray:
     """Labels from a ``.npy`` file, a ``.txt`` file (one a line) or a ``.csv`` file (one a row,
     the last column, under an optional header)."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"labels file {p} does not exist")
     suffix = p.suffix.lower()
+    limits = limits or Limits()
     if suffix == ".npy":
-        return np.load(p, allow_pickle=False)
+        return load_npy(p, limits)
     if suffix not in (".txt", ".csv"):
         raise PoisonError(f"labels file {p}: expected .npy, .txt or .csv")
+    limits.size(p, p.stat().st_size, "of text")
     values = []
     lines = p.read_text(encoding="utf-8").splitlines()
     for i, line in enumerate(lines, 1):
@@ -141,19 +198,37 @@ def read_labels(path) -> np.ndarray:
             raise PoisonError(f"labels file {p}, line {i}: {line.strip()[:40]!r} is not a "
                               "number") from None
     arr = np.asarray(values)
-    return arr.astype(np.int64) if np.all(arr == np.round(arr)) else arr
+    whole = np.isfinite(arr).all() and np.all(arr == np.round(arr)) and (
+        arr.size == 0 or np.abs(arr).max() < 2**62)
+    return arr.astype(np.int64) if whole else arr  # else reported: not integers
 
 
-def _read_npy(p: Path) -> Raw:
+def _read_npy(p: Path, limits: Limits) -> Raw:
     f = p / "images.npy" if p.is_dir() else p
-    images = np.load(f, allow_pickle=False)
+    images = load_npy(f, limits)
     lab = f.with_name("labels.npy")
-    labels = np.load(lab, allow_pickle=False) if lab.is_file() and lab != f else None
+    labels = load_npy(lab, limits) if lab.is_file() and lab != f else None
     return Raw(images, labels, "npy", p)
 
 
-def _read_pt(p: Path) -> Raw:
+def _declared(x) -> int:
+    """Bytes ``x`` takes once made one array: a tensor's or array's shape (a view that
+    repeats its data, as an expanded tensor, counts whole), a list by its length times its
+    first element's size (a Python number: 8 bytes)."""
+    if isinstance(x, torch.Tensor):
+        return x.numel() * x.element_size()
+    if isinstance(x, np.ndarray):
+        return x.size * x.itemsize
+    if isinstance(x, (bytes, bytearray, str)):
+        return len(x)
+    if isinstance(x, (list, tuple)):
+        return len(x) * (_declared(x[0]) if len(x) else 0)
+    return 8
+
+
+def _read_pt(p: Path, limits: Limits) -> Raw:
     f = p / "data.pt" if p.is_dir() else p
+    limits.size(f, f.stat().st_size, "on disk")
     try:
         obj = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - whatever torch raised, one line naming the file
@@ -172,6 +247,7 @@ def _read_pt(p: Path) -> Raw:
     else:
         raise PoisonError(f"{f}: holds a {type(obj).__name__}; expected a dict with images "
                           "and labels, a tuple (images, labels) or a tensor of images")
+    limits.size(f, _declared(images) + _declared(labels))
     return Raw(_numpy(images), None if labels is None else _numpy(labels), "pt", p)
 
 
@@ -195,7 +271,8 @@ class _ArraysOnly(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _unpickle(f: Path) -> dict:
+def _unpickle(f: Path, limits: Limits) -> dict:
+    limits.size(f, f.stat().st_size, "on disk")
     try:
         obj = _ArraysOnly(io.BytesIO(f.read_bytes()), encoding="latin1").load()
     except PoisonError as e:
@@ -215,13 +292,17 @@ def _batches(folder: Path) -> list:
     return sorted((f for f in folder.glob("data_batch*") if f.is_file()), key=number)
 
 
-def _read_pickle(p: Path) -> Raw:
+def _read_pickle(p: Path, limits: Limits) -> Raw:
     files = _batches(p) if p.is_dir() else [p]
     xs, ys = [], []
+    total = 0
     for f in files:
-        d = _unpickle(f)
+        d = _unpickle(f, limits)
         if "data" not in d:
             raise PoisonError(f"{f}: a dict without 'data' (keys: {', '.join(map(str, d))})")
+        y = next((d[k] for k in ("labels", "fine_labels") if k in d), None)
+        total += _declared(d["data"]) + _declared(y)
+        limits.size(f, total)
         x = np.asarray(d["data"])
         if x.ndim == 2:  # CIFAR: one row of 3·H·W values an image, channel by channel
             side = int(round((x.shape[1] / 3) ** 0.5))
@@ -230,7 +311,6 @@ def _read_pickle(p: Path) -> Raw:
                                   "images (3·H·H)")
             x = x.reshape(-1, 3, side, side)
         xs.append(x)
-        y = next((d[k] for k in ("labels", "fine_labels") if k in d), None)
         ys.append(None if y is None else np.asarray(y))
     images = np.concatenate(xs) if len(xs) > 1 else xs[0]
     labels = None if any(y is None for y in ys) else (np.concatenate(ys) if len(ys) > 1
@@ -238,12 +318,29 @@ def _read_pickle(p: Path) -> Raw:
     meta = (p if p.is_dir() else p.parent) / "batches.meta"
     classes = None
     if meta.is_file():
-        names = _unpickle(meta).get("label_names")
+        names = _unpickle(meta, limits).get("label_names")
         classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names] if names else None
     return Raw(images, labels, "pickle", p, classes=classes)
 
 
-def _read_png(root: Path) -> Raw:
+def _headers(root: Path, entries, limits: Limits) -> None:
+    """Every image's size from its header, checked before any is decoded: each within
+    ``limits.max_pixels``, all together within ``limits.max_bytes`` as RGB."""
+    from PIL import Image
+
+    total = 0
+    for _, rel in entries:
+        try:
+            with Image.open(root / rel) as im:
+                w, h = im.size
+        except Exception as e:  # noqa: BLE001 - name the file whatever Pillow raised
+            raise PoisonError(f"{root / rel}: not a readable image ({type(e).__name__})") from e
+        limits.image(root / rel, w, h)
+        total += 3 * w * h
+        limits.size(root, total, f"decoded as RGB (counted up to {rel})")
+
+
+def _read_png(root: Path, limits: Limits) -> Raw:
     from PIL import Image
 
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -262,6 +359,7 @@ def _read_png(root: Path) -> Raw:
                        key=(lambda i: numbers[i]) if unique else (lambda i: (entries[i][0],
                                                                               numbers[i])))
         entries = [entries[i] for i in order]
+    _headers(root, entries, limits)
     images, notes, modes = [], [], {}
     for _, rel in entries:
         try:
@@ -388,7 +486,8 @@ def _check_labels(y: np.ndarray, n, n_classes):
         finite = np.isfinite(y)
         if not finite.all() or not np.all(y[finite] == np.round(y[finite])):
             bad = int(np.argwhere(~finite | (y != np.round(np.nan_to_num(y))))[0][0])
-            return problems + [f"labels are not integers (e.g. {y[bad]!r} at index {bad})"]
+            return problems + [f"labels are not integers (e.g. {y[bad].item()!r} at index "
+                               f"{bad})"]
     elif y.dtype.kind not in "iu":
         return problems + [f"labels of dtype {y.dtype}: integers needed"]
     if y.size:
@@ -406,19 +505,23 @@ def tensors(raw: Raw):
     x = np.stack(raw.images) if isinstance(raw.images, list) else np.asarray(raw.images)
     if _channels_axis(x.shape) == 3:
         x = x.transpose(0, 3, 1, 2)
-    if x.dtype.kind == "f":
-        x = np.round(x.astype(np.float64) * 255)
-    images = torch.from_numpy(np.ascontiguousarray(x.astype(np.uint8)))
+    out = np.empty(x.shape, dtype=np.uint8)  # converted a slice at a time: no float64 copy
+    for i in range(0, x.shape[0], 256):
+        part = x[i:i + 256]
+        out[i:i + 256] = np.round(part.astype(np.float64) * 255) if part.dtype.kind == "f" \
+            else part
+    images = torch.from_numpy(out)
     labels = None
     if raw.labels is not None:
         labels = torch.from_numpy(np.asarray(raw.labels).reshape(-1).astype(np.int64))
     return images, labels
 
 
-def load(path, labels=None, test_classes=None, need_labels: bool = True):
-    """``(images, labels, raw, warnings)`` from ``path``: read, checked, converted; a
-    :class:`PoisonError` naming every problem (one line) when there is any."""
-    raw = read(path, labels)
+def load(path, labels=None, test_classes=None, need_labels: bool = True,
+         limits: Limits | None = None):
+    """``(images, labels, raw, warnings)`` from ``path``: read (within ``limits``), checked,
+    converted; a :class:`PoisonError` naming every problem (one line) when there is any."""
+    raw = read(path, labels, limits)
     problems, warnings = check(raw, test_classes, need_labels)
     if problems:
         raise PoisonError(f"{path}: " + "; ".join(problems))
@@ -455,9 +558,8 @@ def stage(images: torch.Tensor, labels: torch.Tensor, dest, fmt: str, classes=No
     dest = check_new(dest)
     n_classes = len(classes) if classes is not None else int(labels.max()) + 1
     classes = list(classes) if classes is not None else [str(k) for k in range(n_classes)]
-    tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp", dir=dest.parent))
     try:
         hwc = images.permute(0, 2, 3, 1).contiguous().numpy()
         y = labels.to(torch.int64)
@@ -506,5 +608,6 @@ def write(images, labels, dest, fmt: str, classes=None, meta: dict | None = None
     return commit(stage(images, labels, dest, fmt, classes, meta), dest)
 
 
-__all__ = ["FORMATS", "PoisonError", "Raw", "check", "check_new", "class_folders", "commit",
-           "detect", "load", "read", "read_labels", "stage", "tensors", "write"]
+__all__ = ["FORMATS", "Limits", "PoisonError", "Raw", "check", "check_new", "class_folders",
+           "commit", "detect", "load", "load_npy", "read", "read_labels", "stage", "tensors",
+           "write"]

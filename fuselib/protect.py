@@ -114,7 +114,7 @@ import torch
 
 from . import data, protections
 from .utils import (MAX_PIXELS, TooLarge, atomic_write, check_pixels, escape_name,
-                    output_lock, progress_bar, unescape_name)
+                    file_sha256, output_lock, progress_bar, unescape_name)
 
 MAX_EPS = 16 / 255           # the largest budget protect writes
 MIN_SIZE = 8                 # smallest class pattern side accepted (the generator halves twice)
@@ -160,20 +160,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def sha256(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
-
-
-def file_sha256(fh) -> str:
-    """SHA-256 of an open binary file from where it stands, read in 1 MiB pieces (a file of
-    any size, in constant memory)."""
-    h = hashlib.sha256()
-    for block in iter(lambda: fh.read(1 << 20), b""):
-        h.update(block)
-    return h.hexdigest()
-
-
-def path_sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return file_sha256(fh)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -751,7 +737,7 @@ def _can_keep(prev: Optional[dict], e: Entry, dst: Path, source: str, pid: str) 
     target = dst / e.output
     if target.is_symlink() or not target.is_file():
         return False
-    return path_sha256(target) == prev.get("output_sha256")
+    return file_sha256(target) == prev.get("output_sha256")
 
 
 def _train(src: Path, entries: List[Entry], p, size: int, progress,
@@ -903,7 +889,7 @@ def run_record(classes: List[str], checkpoint, size: Optional[int], seed, fuse_s
     size."""
     if checkpoint is not None:
         return {"format": RECORD_FORMAT, "classes": [escape_name(c) for c in classes],
-                "checkpoint_sha256": path_sha256(Path(checkpoint)), "size": deltas_size,
+                "checkpoint_sha256": file_sha256(Path(checkpoint)), "size": deltas_size,
                 "training": None}
     return {"format": RECORD_FORMAT, "classes": [escape_name(c) for c in classes],
             "checkpoint_sha256": None, "size": size or DEFAULT_SIZE,

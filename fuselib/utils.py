@@ -182,11 +182,13 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def output_lock(target, what: str = "output"):
+def output_lock(target, what: str = "output", wait: float = 0.0):
     """Hold the lock of ``target`` for the block: one writer per output. The lock file is
     created exclusively and holds the holder's pid, host and start time; a lock left by a
     process of this host that no longer runs (killed) is stale and taken over; any other is
-    :class:`Busy`, naming its holder. The lock is removed when the block ends."""
+    :class:`Busy`, naming its holder, at once or after ``wait`` seconds of retrying (for
+    writers meant to take turns, such as side-by-side grid workers shipping records). The
+    lock is removed when the block ends."""
     import socket
 
     path = lock_path(target)
@@ -194,21 +196,24 @@ def output_lock(target, what: str = "output"):
     host = socket.gethostname()
     me = json.dumps({"pid": os.getpid(), "host": host,
                      "since": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    for _ in range(3):
+    deadline, tries = time.monotonic() + wait, 0
+    while True:
+        tries += 1
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             try:
-                holder = json.loads(path.read_text())
+                text = path.read_text()
+                holder = json.loads(text)
                 pid, where = int(holder["pid"]), str(holder["host"])
             except (OSError, ValueError, KeyError, TypeError):
-                holder, pid, where = {}, -1, ""
+                text, holder, pid, where = None, {}, -1, ""
             if where == host and not _alive(pid) or not holder and _old(path):
-                # stale: its holder is gone; moved aside first, so one taker wins
-                aside = path.with_name(f"{path.name}.stale{os.getpid()}")
-                with contextlib.suppress(OSError):
-                    os.replace(path, aside)
-                    aside.unlink()
+                _take_stale(path, text)
+                if tries < 5:
+                    continue
+            if time.monotonic() < deadline:
+                time.sleep(0.2)
                 continue
             raise Busy(f"{what} {target} is being written by another fuselib process (pid "
                        f"{holder.get('pid', '?')} on {holder.get('host', '?')}, since "
@@ -217,9 +222,6 @@ def output_lock(target, what: str = "output"):
         with os.fdopen(fd, "w") as fh:
             fh.write(me)
         break
-    else:
-        raise Busy(f"cannot take the lock {path} of {what} {target}; remove it if no fuselib "
-                   "process writes there")
     try:
         yield path
     finally:
@@ -228,12 +230,44 @@ def output_lock(target, what: str = "output"):
                 path.unlink()
 
 
+def _take_stale(path: Path, text) -> None:
+    """Remove the stale lock ``path`` whose content was ``text``: moved aside first and
+    checked, so that a fresh lock another process took meanwhile is put back, not removed."""
+    aside = path.with_name(f"{path.name}.stale{os.getpid()}")
+    try:
+        os.replace(path, aside)
+    except OSError:
+        return
+    try:
+        if text is not None and aside.read_text() != text:  # not the stale one: put it back
+            with contextlib.suppress(OSError):
+                os.link(aside, path)
+    finally:
+        with contextlib.suppress(OSError):
+            aside.unlink()
+
+
 def _old(path: Path, seconds: float = 60.0) -> bool:
     """An unreadable lock file older than ``seconds`` (a holder killed while writing it)."""
     try:
         return time.time() - path.stat().st_mtime > seconds
     except OSError:
         return False
+
+
+# --------------------------------------------------------------------------- hashes
+def file_sha256(source) -> str:
+    """SHA-256 of a file (a path, or a binary file object from where it stands), read in
+    1 MiB pieces: a file of any size, in constant memory."""
+    import hashlib
+
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as fh:
+            return file_sha256(fh)
+    h = hashlib.sha256()
+    for block in iter(lambda: source.read(1 << 20), b""):
+        h.update(block)
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- file names in text
@@ -275,9 +309,11 @@ class TooLarge(ValueError):
 def check_pixels(name, width: int, height: int, limit: int = MAX_PIXELS,
                  flag: str = "--max-pixels") -> None:
     """Refuse an image of ``width × height`` above ``limit`` pixels before it is decoded."""
-    if int(width) * int(height) > limit:
-        raise TooLarge(f"{name + ': ' if name else ''}{width}×{height} = {int(width) * int(height):,} pixels, above "
-                       f"the limit of {limit:,} pixels an image ({flag} raises it)")
+    pixels = int(width) * int(height)
+    if pixels > limit:
+        where = f"{name}: " if name else ""
+        raise TooLarge(f"{where}{width}×{height} = {pixels:,} pixels, above the limit of "
+                       f"{limit:,} pixels an image ({flag} raises it)")
 
 
 def check_bytes(name, nbytes: int, limit: int = MAX_BYTES, flag: str = "--max-gb",

@@ -165,7 +165,7 @@ def test_a_clean_reference_that_does_not_match_is_an_error(results_tmp, tmp_path
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     assert cli.main(["audit", str(tmp_path / "p"), "--scale", "smoke", "--out",
                      str(tmp_path / "busy")]) == 2
-    assert "holds no earlier audit" in _one_error_line(capsys)
+    assert "holds no audit report that lists its files" in _one_error_line(capsys)
 
 
 # --------------------------------------------------------------------------- the formats

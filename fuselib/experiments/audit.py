@@ -25,9 +25,12 @@ An audit takes a poisoned training set in any of those formats (:mod:`fuselib.po
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import json
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +39,7 @@ import torch
 
 from .. import countermeasures as _countermeasures, data, poisons, spectral
 from ..train import get_recipe
-from ..utils import write_json
+from ..utils import file_sha256, output_lock, write_json
 from ..version import __version__
 from .folders import FOLDER_RECIPE, cached_record, digest, folder_config, train_record
 from .runner import protected_data
@@ -47,7 +50,7 @@ from .store import writable_dir
 QUICK = ("none", "lowpass:0.25", "jpeg:10")
 PROFILE_BANDS = (0, 1 / 3, 2 / 3, 1)
 PROFILE_IMAGES = 5000      # the perturbations a spectral profile is measured on, at most
-REPORT = "audit.json"      # marks a folder as an audit's (it may be replaced by a new one)
+REPORT = "audit.json"      # an audit's report; its "outputs" lists the folder's files by hash
 
 
 # --------------------------------------------------------------------------- export
@@ -61,11 +64,23 @@ def export_data(protection, dest, scale: str, seed: int = 0, dataset: str = "cif
                 fmt: str = "npy", clean: bool = False, data_root=None, cache: bool = True) -> dict:
     """Write ``protection``'s protected training set (and with ``clean`` the clean one, beside
     it in ``DEST-clean``) in ``fmt``, as :func:`.runner.protected_data` gives it. ``dest`` must
-    be new or empty; both folders appear whole or not at all."""
+    be new or empty and writable (checked before any work); both folders appear whole or not
+    at all, and one process at a time writes them (:func:`.utils.output_lock`)."""
     if fmt not in poisons.FORMATS:
         raise ValueError(f"unknown format {fmt!r}; known: {', '.join(poisons.FORMATS)}")
     targets = [poisons.check_new(dest)] + ([poisons.check_new(clean_path(dest))] if clean else [])
+    for target in targets:
+        writable_dir(Path(os.path.abspath(target)).parent, f"the folder of {target}")
     check_scale(scale)
+    with contextlib.ExitStack() as locks:
+        for target in targets:
+            locks.enter_context(output_lock(target, "export folder"))
+        for target in targets:
+            poisons.check_new(target)  # again, under the lock
+        return _export(protection, targets, scale, seed, dataset, fmt, clean, data_root, cache)
+
+
+def _export(protection, targets, scale, seed, dataset, fmt, clean, data_root, cache) -> dict:
     config, prot, _ = build_config(protection, scale=scale, seed=seed, dataset=dataset,
                                    data_root=data_root)
     classes = data.classes(dataset, data_root)
@@ -137,16 +152,18 @@ class Audit:
     epochs: int | None = None
     recipe: dict | None = None
     data_root: object = None
+    inputs: tuple = ()              # the data's paths: --out may not be, hold or be inside one
 
 
 def prepare(poisoned, labels=None, clean=None, test: str = "cifar10", plan: str = "quick",
             countermeasures=None, scale: str = "cpu", seed: int = 0, eps: float = 8 / 255,
             out=None, epochs: int | None = None, recipe: dict | None = None,
-            data_root=None) -> Audit:
+            data_root=None, limits: poisons.Limits | None = None) -> Audit:
     """Read ``poisoned`` (and ``clean``), check everything an audit needs — the data, the labels
     against ``test``'s classes, the clean reference's size and count, the countermeasures, the
     output folder — and measure the distances to the clean reference. Raises one line naming
-    every problem; trains nothing."""
+    every problem; trains nothing. ``limits`` (:class:`.poisons.Limits`) bounds what is read:
+    declared sizes are checked before anything is allocated."""
     check_scale(scale)
     if not 0 < float(eps) <= 1:
         raise ValueError(f"eps must be in (0, 1] (8/255 = {8 / 255:.4f}), got {eps}")
@@ -154,18 +171,22 @@ def prepare(poisoned, labels=None, clean=None, test: str = "cifar10", plan: str 
     for spec in specs:
         _countermeasures.get(spec)  # a bad spec fails now, naming it
     test_classes = data.classes(test, data_root)  # fails now, naming it, when the data is absent
-    images, y, raw, warnings = poisons.load(poisoned, labels, test_classes)
+    limits = limits or poisons.Limits()
+    images, y, raw, warnings = poisons.load(poisoned, labels, test_classes, limits=limits)
     h, w = images.shape[-2:]
     if h != w:
         raise poisons.PoisonError(f"{poisoned}: images of {h}×{w}; the test sets are square")
     base, _ = data.parse_name(test)
     test_name = base if data.parse_name(f"{base}:{h}")[1] is None else f"{base}:{h}"
+    limits.size(f"the test set {test_name}", _test_bytes(h, w), "at the images' size")
     data.info(test_name, data_root)  # every file of the test set verified now
     a = Audit(Path(poisoned), images, y, raw.format, digest(images, y), test_name, specs, scale,
               int(seed), float(eps), Path("."), warnings, epochs=epochs, recipe=recipe,
-              data_root=data_root)
+              data_root=data_root, inputs=(poisoned, labels, clean))
     if clean is not None:
-        cx, cy, _, cwarn = poisons.load(clean, None, test_classes, need_labels=False)
+        limits.size(clean, images.numel(), "for the clean reference (as large as the data)")
+        cx, cy, _, cwarn = poisons.load(clean, None, test_classes, need_labels=False,
+                                        limits=limits)
         if cx.shape != images.shape:
             raise poisons.PoisonError(
                 f"the clean reference {clean} holds {cx.shape[0]} images of "
@@ -177,21 +198,68 @@ def prepare(poisoned, labels=None, clean=None, test: str = "cifar10", plan: str 
                               "reference's")
         a.clean_path, a.clean = Path(clean), cx
         a.distance, a.per_image = distances(images, cx, eps)
-    a.out = Path(out) if out is not None else Path("results") / "audits" / a.digest[:12]
-    check_out(a.out)
+        if a.distance["share_over"] > 0.5:
+            a.warnings.append(f"{a.distance['n_over']} of {images.shape[0]} images are over "
+                              f"the budget (mean L-inf {a.distance['linf_mean']:.1f}/255): is "
+                              f"{clean} the clean originals of these images, in the same "
+                              "order?")
+    a.out = check_out(out if out is not None else Path("results") / "audits" / a.digest[:12],
+                      a.inputs)
     return a
 
 
-def check_out(out) -> Path:
-    """``out`` may receive a report: new, empty, or an earlier audit's folder (replaced)."""
-    out = Path(out)
+def _test_bytes(h: int, w: int, n: int = 10_000) -> int:
+    """Bytes of a test split of about ``n`` images (CIFAR's 10,000; Imagenette's val split
+    has fewer) once resized to ``h×w`` (uint8 RGB): checked before the split is loaded."""
+    return n * 3 * h * w
+
+
+def check_out(out, inputs=()) -> Path:
+    """``out`` may receive a report: a new or empty folder, or an earlier audit's folder that
+    holds only the files its ``audit.json`` lists, each with the SHA-256 listed (it is
+    replaced). Anything else there (a user's files, an older report that does not list its
+    files, a listed file changed since) is refused, as is an ``out`` that is, holds or lies
+    inside one of the ``inputs`` (the data audited). Returns ``out`` as an absolute path."""
+    out = Path(os.path.abspath(out))
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} is a file; give a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / REPORT).is_file():
-        raise FileExistsError(f"--out {out} is not empty and holds no earlier audit; give a "
-                              "new or empty folder")
+    for given in inputs:
+        if given is None:
+            continue
+        data_path = Path(given).resolve()
+        real = out.resolve()
+        if real == data_path or data_path in real.parents or real in data_path.parents:
+            raise ValueError(f"--out {out} is, holds or lies inside the data audited "
+                             f"({given}); give a folder apart from it")
+    if out.is_dir() and any(out.iterdir()):
+        report_files(out)
     writable_dir(out.parent, f"the folder of --out {out}")
     return out
+
+
+def report_files(out: Path) -> dict:
+    """``{name: sha256}`` of an earlier audit's folder ``out``, its ``audit.json`` included,
+    after checking that the folder holds these files and nothing else, unchanged; a
+    ``FileExistsError`` naming what is not provably the audit's otherwise."""
+    present = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                     if p.is_file() or p.is_symlink() or (p.is_dir() and not any(p.iterdir())))
+    try:
+        listed = json.loads((out / REPORT).read_text(encoding="utf-8")).get("outputs")
+    except (OSError, ValueError, AttributeError):
+        listed = None
+    if not isinstance(listed, dict):
+        shown = ", ".join(present[:3]) + (", ..." if len(present) > 3 else "")
+        raise FileExistsError(f"--out {out} is not empty ({shown}) and holds no audit report "
+                              "that lists its files; give a new or empty folder")
+    foreign = [n for n in present if n != REPORT and n not in listed]
+    changed = [n for n in present if n in listed and ((out / n).is_symlink()
+                                                      or file_sha256(out / n) != listed[n])]
+    if foreign or changed:
+        bad = foreign or changed
+        shown = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
+        raise FileExistsError(f"--out {out} holds files the earlier audit did not write, or "
+                              f"changed since ({shown}); give a new or empty folder")
+    return {**{n: listed[n] for n in present if n in listed}, REPORT: None}
 
 
 def distances(poisoned: torch.Tensor, clean: torch.Tensor, eps: float, chunk: int = 4096):
@@ -305,14 +373,16 @@ def run(a: Audit, cache: bool = True, device=None, progress=None, on_row=None) -
 def audit(poisoned, labels=None, clean=None, test: str = "cifar10", plan: str = "quick",
           countermeasures=None, scale: str = "cpu", seed: int = 0, eps: float = 8 / 255,
           out=None, epochs=None, recipe=None, data_root=None, cache: bool = True, device=None,
-          progress=None, figure=None, write_report: bool = True) -> dict:
+          progress=None, figure=None, write_report: bool = True,
+          limits: poisons.Limits | None = None) -> dict:
     """:func:`prepare`, :func:`run` and (unless ``write_report=False``) :func:`write` in one
     call; the report, with ``out`` the folder it went to."""
     a = prepare(poisoned, labels, clean, test, plan, countermeasures, scale, seed, eps, out,
-                epochs, recipe, data_root)
-    report = run(a, cache, device, progress)
-    if write_report:
-        report["out"] = str(write(report, a.out, a.per_image, figure))
+                epochs, recipe, data_root, limits)
+    with output_lock(a.out, "--out") if write_report else contextlib.nullcontext():
+        report = run(a, cache, device, progress)
+        if write_report:
+            report["out"] = str(write(report, a.out, a.per_image, figure, a.inputs))
     return report
 
 
@@ -371,15 +441,16 @@ ROW_COLUMNS = ["countermeasure", "accuracy", "peak_accuracy", "peak_epoch", "cac
                "key"]
 
 
-def write(report: dict, out, per_image: dict | None = None, figure=None) -> Path:
+def write(report: dict, out, per_image: dict | None = None, figure=None,
+          inputs=()) -> Path:
     """The report into the folder ``out``: ``audit.md``, ``accuracy.csv`` (with the budget's
     count on every row when there is a clean reference), ``distances.csv`` (one row an image),
-    ``audit.json`` and ``accuracy.png`` when ``figure(report, path)`` draws it. Written to a
-    temporary folder, then renamed over ``out`` (an earlier audit there is replaced)."""
-    out = check_out(out)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    ``accuracy.png`` when ``figure(report, path)`` draws it, and ``audit.json``, which lists
+    every other file with its SHA-256 (``outputs``). Written to a temporary folder, then
+    renamed over ``out``; an earlier audit there is replaced, and of its folder only the files
+    it listed, unchanged, are removed (:func:`check_out`)."""
+    out = check_out(out, inputs)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp", dir=out.parent))
     try:
         d = report["distance"]
         extra = {} if d is None else {"images_over_budget": d["n_over"],
@@ -398,17 +469,36 @@ def write(report: dict, out, per_image: dict | None = None, figure=None) -> Path
         (tmp / "audit.md").write_text(markdown(report))
         if figure is not None:
             figure(report, tmp / "accuracy.png")
-        write_json(tmp / REPORT, report)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        outputs = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        write_json(tmp / REPORT, {**report, "outputs": outputs})
+        _replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    """Rename the folder ``tmp`` to ``out``; an earlier audit at ``out`` (checked again) is
+    moved aside and only its listed files are removed: a file that appeared there meanwhile
+    stays, in the folder moved aside, which is then named."""
+    if not out.exists():
+        tmp.rename(out)
+        return
+    ours = report_files(out) if any(out.iterdir()) else {}
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old", dir=out.parent))
+    old.rmdir()
+    out.rename(old)
+    tmp.rename(out)
+    for name in ours:
+        (old / name).unlink(missing_ok=True)
+    for d in sorted((p for p in old.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+    try:
+        old.rmdir()
+    except OSError:
+        raise FileExistsError(f"the new report is in {out}; files that appeared in the old "
+                              f"one while the audit ran are kept in {old}") from None
 
 
 __all__ = ["Audit", "QUICK", "audit", "audit_config", "check_out", "clean_path",

@@ -28,7 +28,7 @@ import torch
 
 from .. import countermeasures, data
 from ..train import Recipe, get_recipe, train
-from ..utils import default_device
+from ..utils import MAX_BYTES, TooLarge, default_device
 from ..version import __version__
 from .scales import describe, recipe_config, recipe_overrides
 from .store import as_json, config_key, lookup, read_record, stamp, write_record
@@ -54,6 +54,17 @@ def folder_config(train_digest: str, n_images: int, test_key: str, countermeasur
             "recipe": recipe_config(recipe), "scale": scale, "seed": int(seed)}
 
 
+def check_folder_size(folder, size: int, limit: int = MAX_BYTES) -> None:
+    """The images under ``folder`` resized to ``size``×``size`` (uint8 RGB, all held at once)
+    fit in ``limit`` bytes; counted from the file names, before any image is read."""
+    n = sum(1 for f in Path(folder).rglob("*")
+            if f.suffix.lower() in data.IMAGE_EXTENSIONS and f.is_file())
+    need = n * 3 * size * size
+    if need > limit:
+        raise TooLarge(f"{folder}: {n} images at --size {size} take {need / 2**30:,.1f} GiB "
+                       f"held at once, above {limit / 2**30:,.0f} GiB; give a smaller --size")
+
+
 def evaluate_folder(train_dir, test: str = "imagenette", size: int = 64,
                     countermeasure="none", seed: int = 0, scale: str = "cpu",
                     epochs: int | None = None, recipe: dict | None = None, cache: bool = True,
@@ -68,6 +79,7 @@ def evaluate_folder(train_dir, test: str = "imagenette", size: int = 64,
                          "takes data filters (lowpass, jpeg, ...) only")
     test_name = f"{test}:{size}"
     classes = data.classes(test, data_root)  # fails early, naming the dataset, when it is absent
+    check_folder_size(train_dir, size)
     folder = data.load_folder(train_dir, size=size)
     if folder.classes != list(classes):
         raise ValueError(f"{train_dir}: class folders {folder.classes[:3]}... are not the classes "

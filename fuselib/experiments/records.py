@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import countermeasures, data, protections
 from ..version import __version__
-from ..utils import atomic_write, copy_file
+from ..utils import atomic_write, copy_file, output_lock
 from .runner import rerun
 from .scales import SCALES, dataset_of, fit_config, rebuild
 from .store import config_key, measured_dir, read_record, results_dir, shipped_dir
@@ -118,9 +118,16 @@ def export(scale: str, dest: Path | str | None = None, fits: tuple = ("fuse",),
     fits (of the protections the cached runs used): a run then still trains, on the shipped
     protected data; this is how the ``ci`` notebooks skip the slow fits but not the training.
     Records are copied as they are (key, config, curve, seconds, dates): nothing is edited;
-    ``index.csv`` beside them lists every record in the folder, one row each."""
-    src = results_dir()
+    ``index.csv`` beside them lists every record in the folder, one row each. One process
+    at a time copies into ``dest`` (side-by-side grid workers take turns, waiting up to two
+    minutes for the lock; a holder past that is named in a :class:`.utils.Busy` line)."""
     dest = Path(dest) if dest is not None else shipped_dir()
+    with output_lock(dest, "the shipped records folder", wait=120):
+        return _export(scale, dest, fits, runs)
+
+
+def _export(scale: str, dest: Path, fits: tuple, runs: bool) -> list:
+    src = results_dir()
 
     def copy(f: Path, to: Path) -> None:
         written.append(copy_file(f, to / f.name))
