@@ -11,6 +11,12 @@ in the same process, seconds and photos per second, with ratios to the first cou
     python bench/protect_memory.py --counts 300 3000        # the issue's measurement
     python bench/protect_memory.py --counts 20 60           # a quick check
 
+With ``--large WxH ...`` it measures instead the peak of protecting one large photo (a
+JPEG of W×H, quality 90, beside a small photo of another class), each size in its own fresh
+process: the whole process's peak RSS and its growth over the RSS after the warm-up:
+
+    python bench/protect_memory.py --large 6000x4000 8000x6000   # 24 MP and 48 MP
+
 The scratch folder (default: a temporary one) is removed at the end unless ``--keep``.
 """
 from __future__ import annotations
@@ -27,6 +33,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = str(REPO / "results" / "bench_protect_memory.txt")
+DEFAULT_LARGE_OUT = str(REPO / "results" / "bench_protect_large.txt")
 
 CHILD = """
 import sys, time
@@ -64,6 +72,63 @@ def photos(root: Path, n: int, h: int = 768, w: int = 1024) -> Path:
     return root
 
 
+LARGE_CHILD = """
+import sys
+sys.path.insert(0, {repo!r})
+from fuselib.protect import protect_folder
+from fuselib.utils import status_mb as status
+
+warm, src, out, ckpt = sys.argv[1:]
+protect_folder(warm, out + "_warm", checkpoint=ckpt)
+warm_rss = status("VmRSS")
+s = protect_folder(src, out, checkpoint=ckpt)
+assert s["written"] == 2, s
+print(status("VmHWM"), status("VmHWM") - warm_rss)
+"""
+
+
+def large_photo(path: Path, h: int, w: int, band: int = 500) -> Path:
+    """A photo-like JPEG of ``h×w`` made in bands of rows (the bench itself stays small)."""
+    from PIL import Image
+
+    arr = np.empty((h, w, 3), dtype=np.uint8)
+    for k, top in enumerate(range(0, h, band)):
+        arr[top:top + band] = photo(min(band, h - top), w, k)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path, quality=90)
+    return path
+
+
+def large(args, scratch: Path, ckpt: Path, env: dict) -> str:
+    """The peak RSS of protecting one photo of each ``--large`` size (module docstring)."""
+    warm = photos(scratch / "warm", 2)
+    lines = [f"# python bench/protect_memory.py --large {' '.join(args.large)}",
+             f"# one W×H JPEG (quality 90) + one 1024x768 photo of another class; each size a "
+             f"fresh process; threads={os.environ.get('OMP_NUM_THREADS', 'default')}; "
+             f"{time.strftime('%Y-%m-%d')}",
+             "photo | megapixels | peak RSS (MB) | growth after warm-up (MB)"]
+    for size in args.large:
+        w, h = map(int, size.lower().split("x"))
+        src = scratch / f"large{size}"
+        large_photo(src / "class0" / "big.jpg", h, w)
+        photos(src / "tmp", 1)
+        (src / "tmp" / "class0" / "00000.jpg").rename(src / "class1.jpg")
+        (src / "class1").mkdir()
+        (src / "class1.jpg").rename(src / "class1" / "small.jpg")
+        shutil.rmtree(src / "tmp")
+        done = subprocess.run([sys.executable, "-c", LARGE_CHILD.format(repo=str(REPO)),
+                               str(warm), str(src), str(scratch / f"out{size}"), str(ckpt)],
+                              capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            sys.exit(f"protect on {size} failed: {done.stderr.strip().splitlines()[-1]}")
+        peak, growth = map(float, done.stdout.split()[-2:])
+        lines.append(f"{w}x{h} | {w * h / 1e6:.0f} | {peak:.0f} | {growth:.0f}")
+        print(lines[-1], flush=True)
+        shutil.rmtree(src)
+        shutil.rmtree(scratch / f"out{size}")
+    return "\n".join(lines) + "\n"
+
+
 def default_checkpoint(path: Path, size: int = 64) -> Path:
     import torch
 
@@ -85,10 +150,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--counts", type=int, nargs="+", default=[300, 3000],
                     help="how many 1024x768 photos each run protects (the first is the reference)")
+    ap.add_argument("--large", nargs="+", default=None, metavar="WxH",
+                    help="measure one large photo of each size instead (e.g. 6000x4000)")
     ap.add_argument("--checkpoint", help="a FUSE protection file (default: a seeded 64 px one)")
     ap.add_argument("--scratch", help="where the photos and outputs go (default: a temp folder)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
-    ap.add_argument("--out", default=str(REPO / "results" / "bench_protect_memory.txt"),
+    ap.add_argument("--out", default=DEFAULT_OUT,
                     help="where the report is written")
     args = ap.parse_args(argv)
     if not Path("/proc/self/status").exists():
@@ -98,6 +165,14 @@ def main(argv=None) -> int:
     env = dict(os.environ, FUSELIB_PROGRESS="0")
     try:
         ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint(scratch / "fuse.pt")
+        if args.large:
+            text = large(args, scratch, ckpt, env)
+            print(text)
+            out = Path(args.out if args.out != DEFAULT_OUT else DEFAULT_LARGE_OUT)
+            tmp = out.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(out)
+            return 0
         warm = photos(scratch / "warm", 2)
         rows = []
         for n in args.counts:

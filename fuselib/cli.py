@@ -845,7 +845,7 @@ def main(argv=None):
                         "or 0.03")
     p.add_argument("--out", default=None,
                    help="the report's folder (default results/audits/<digest12>); an earlier "
-                        "audit there is replaced")
+                        "audit there is replaced if it holds only its own files, unchanged")
     p.add_argument("--epochs", type=_count(), default=None,
                    help="training epochs (default: the scale's)")
     p.add_argument("--max-gb", type=_positive_float, default=4.0,

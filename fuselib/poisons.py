@@ -27,6 +27,14 @@ files hold, unconverted; :func:`check` lists every problem with it (fatal: a wro
 NaN, a value out of range, a label count or value that does not fit) and every warning;
 :func:`load` does both and converts, or raises :class:`PoisonError` naming all the problems in
 one line.
+
+Reading is bounded (:class:`Limits`): before anything is allocated, an ``.npy`` header's shape
+and dtype are checked (an array of Python objects is refused; so is a declared size the file
+does not hold), a pickle's or ``.pt`` file's arrays by their declared shapes (a row repeated by
+reference, or an expanded tensor, counts whole), and a PNG folder's images by their headers
+(each within ``max_pixels``); the whole data set as decoded must fit ``max_bytes``. Each
+refusal is one line naming the file and the limit (``fuselib audit --max-gb/--max-pixels``
+raise them).
 """
 from __future__ import annotations
 

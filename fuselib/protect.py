@@ -8,7 +8,10 @@ Pillow reads). The output mirrors the tree with every readable image written as 
 original in every RGB channel, ε ≤ 16/255. ``OUTPUT_DIR/manifest.csv`` has one row for every
 file under ``INPUT_DIR``: ``file, output, class, size, psnr_db, max_abs_delta, status,
 source_sha256, output_sha256, protection`` (``protection``: a short hash of the class patterns
-the output was made with). ``status`` is one of
+the output was made with). The manifest is UTF-8; in ``file``, ``output`` and ``class`` every
+byte of a name that is not UTF-8, every control character (a newline in a name) and ``%``
+itself are written ``%XX`` (the byte in hex; :func:`fuselib.utils.unescape_name` gives the
+name back exactly), so any name a file system allows has one row. ``status`` is one of
 
 * ``ok`` — written; ``ok: <notes>`` when something about it is worth knowing: ``EXIF
   orientation 6 applied`` (the photo is written upright, as viewers show it; the output carries
@@ -19,7 +22,9 @@ the output was made with). ``status`` is one of
   (animated GIF/WebP, multi-page TIFF: the first frame, the one an ImageFolder loader trains on,
   is protected and written; the other frames are not), ``CMYK converted to RGB``;
 * ``skipped: <why>`` — not written: not an image (by extension: ``.txt``, ``.DS_Store``, ...),
-  unreadable (the decoder's error), a dangling symlink, a symlinked folder (not followed), a file
+  unreadable (the decoder's error), more pixels than ``max_pixels`` (``--max-pixels``, default
+  100 MP; read from the header, nothing decoded), an output name longer than 255 bytes, a
+  dangling symlink, a symlinked folder (not followed), a file
   outside a class folder, a 32-bit integer or float image (mode ``I``/``F``: no defined value
   range, convert it to 8-bit first);
 * ``not done: the run stopped before it`` — Ctrl-C or an error stopped the run first (rerun
@@ -74,11 +79,22 @@ file is to be written, are refused. A non-empty output folder is refused unless 
 (``--resume``: files whose manifest row, source hash, protection hash and output hash all match
 are kept, the rest are written) or ``overwrite=True`` (``--overwrite``: the files the earlier
 run's manifest lists, and the manifest, are removed first); both refuse a folder holding files
-that no earlier run wrote. Every file is written to a temporary name beside its target and
-renamed (atomic); on Ctrl-C the temporary file is removed, the manifest of what is done is
-written and :class:`Interrupted` (a ``KeyboardInterrupt``) is raised — the command line exits
-with code 130 and one line. While the run goes, ``manifest.partial.csv`` journals every written
-file, so ``--resume`` works even after the process was killed.
+that no earlier run wrote. ``OUTPUT_DIR/protect-run.json`` records what shaped the outputs (the
+class list, the checkpoint's SHA-256 or the training settings, the working size): a
+``--resume`` that differs in any of them is refused, naming each difference (a class folder
+added since would shift every class index). One process at a time writes an output folder:
+a lock file beside it (``.OUTPUT_DIR.lock``: pid, host, start time) refuses a second writer in
+one line; a lock whose process is gone (killed) is taken over.
+
+Crash consistency: every file is written to a temporary name beside its target and renamed
+(atomic), and its row in ``manifest.partial.csv`` (the journal, with the output's hash) is
+written and flushed *before* the rename. Wherever the process stops (Ctrl-C, an error, a
+kill -9 at any instruction), each file at an output path is listed with its hash (kept by
+``--resume`` when it matches) or is a temporary (removed by the next run), so ``--resume``
+completes to the bytes of an uninterrupted run (tests/test_crash_consistency.py kills runs at
+random lines and checks this). On Ctrl-C the temporary file is removed, the manifest of what
+is done is written and :class:`Interrupted` (a ``KeyboardInterrupt``) is raised: the command
+line exits with code 130 and one line.
 
 Everything is checked before any image is decoded or any training starts (one-line
 :class:`ProtectError`, exit code 2 on the command line): the input folder, the output folder
@@ -91,7 +107,10 @@ and at least as many classes as the folder, ``‖δ‖∞ ≤ ε ≤ 16/255``. T
 on every image written (``max |out − in| ≤ round(ε·255)``, else the run stops with an error).
 
 Images are read, perturbed and written one at a time, so memory does not grow with the number of
-images (training on the spot holds the ``N×3×S×S`` training tensor, nothing larger).
+images (training on the spot holds the ``N×3×S×S`` training tensor, nothing larger). An input
+is hashed in a stream and decoded from the same open file (a 40 GB file named ``.png`` is never
+held whole), and the perturbation runs in bands of rows: protecting a 24 MP photo peaks under
+1 GB for the whole process (``bench/protect_memory.py --large``).
 """
 from __future__ import annotations
 
@@ -629,8 +648,11 @@ def check_output(dst: Path, src_r: Path, resume: bool, overwrite: bool):
 
 def clear_output(dst: Path, files: List[Path], everything: bool) -> None:
     """Remove our temporary leftovers (and with ``everything`` all of ``files``), then the
-    folders left empty."""
-    for rel in files:
+    folders left empty. The manifest, journal and run record go last: a run killed while
+    removing still lists every output that is left, so the next ``--overwrite`` may remove
+    them too."""
+    last = {MANIFEST, JOURNAL, RECORD}
+    for rel in sorted(files, key=lambda r: r.as_posix() in last):
         if everything or _TMP.match(rel.name):
             (dst / rel).unlink(missing_ok=True)
     for root, dirs, _ in sorted(os.walk(dst), key=lambda t: -len(t[0])):

@@ -6,7 +6,8 @@ next one.
 Each trial forks the test process (torch already imported: no start-up cost), counts the
 line events of fuselib's own files in the child and sends the child SIGKILL at a seeded random
 event: at any instruction of the run, between a journal line and its rename included. A
-second kill during the ``--resume`` follows, then a last ``--resume`` that must finish."""
+second kill during the ``--resume`` follows, then a last ``--resume`` that must finish; every
+third trial then kills an ``--overwrite`` and runs it again."""
 import os
 import random
 import signal
@@ -98,4 +99,13 @@ def test_kill_9_anywhere_then_resume_gives_the_same_bytes(tmp_path):
         assert code == 0, f"trial {trial}: the last --resume failed"
         assert _tree(out) == want, f"trial {trial}: not the bytes of an uninterrupted run"
         assert not lock_path(out).exists()
+        if trial % 3 == 0:  # an --overwrite killed while it removes or rewrites
+            code, _ = _in_child(lambda: protect_folder(src, out, checkpoint=ckpt,
+                                                       overwrite=True),
+                                kill_at=rng.randrange(1, total))
+            kills += code == -signal.SIGKILL
+            code, _ = _in_child(lambda: protect_folder(src, out, checkpoint=ckpt,
+                                                       overwrite=True))
+            assert code == 0 and _tree(out) == want, f"trial {trial}: --overwrite after a kill"
+    print(f"{kills} kills")
     assert kills >= KILLS  # most kill points fall inside a run

@@ -468,3 +468,27 @@ def test_banded_perturbation_gives_the_bytes_of_one_pass(ckpt):
     whole = P.perturb(rgb, pattern, 8)
     assert torch.equal(out, whole) and worst == int((whole.int() - rgb.int()).abs().max())
     assert quality == pytest.approx(P.psnr(whole, rgb), abs=1e-3)
+
+
+def test_an_overwrite_killed_while_removing_can_be_run_again(tmp_path, ckpt, monkeypatch):
+    """--overwrite removes the outputs first and the manifest last: killed after two
+    removals, the manifest still lists what is left, and the next --overwrite finishes."""
+    src = two_classes(tmp_path / "in")
+    out = tmp_path / "out"
+    protect_folder(src, out, checkpoint=ckpt)
+    want = tree(out)
+    real, calls = Path.unlink, []
+
+    def unlink(self, missing_ok=False):
+        calls.append(self)
+        if len(calls) == 3:
+            raise SystemExit(9)  # no cleanup, as after SIGKILL
+        return real(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    with pytest.raises(SystemExit):
+        protect_folder(src, out, checkpoint=ckpt, overwrite=True)
+    monkeypatch.setattr(Path, "unlink", real)
+    assert (out / "manifest.csv").exists() and len(tree(out)) < len(want)
+    protect_folder(src, out, checkpoint=ckpt, overwrite=True)
+    assert tree(out) == want

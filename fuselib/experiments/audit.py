@@ -22,6 +22,10 @@ An audit takes a poisoned training set in any of those formats (:mod:`fuselib.po
    ``poisoned − clean`` (radial DCT thirds, as :func:`.runner.spectral_profile`);
 3. :func:`write` puts the report (``audit.md``, ``accuracy.csv``, ``distances.csv``,
    ``audit.json`` and, given a drawing function, ``accuracy.png``) into a folder, atomically.
+   ``audit.json`` lists the report's files with their SHA-256: a later audit replaces the
+   folder only when it holds those files, unchanged, and nothing else (:func:`check_out`);
+   a folder that is, holds or lies inside the data audited is refused. One process at a time
+   writes a report folder or an export (:func:`.utils.output_lock`).
 """
 from __future__ import annotations
 
