@@ -197,37 +197,68 @@ def output_lock(target, what: str = "output", wait: float = 0.0):
     me = json.dumps({"pid": os.getpid(), "host": host,
                      "since": time.strftime("%Y-%m-%dT%H:%M:%S")})
     deadline, tries = time.monotonic() + wait, 0
-    while True:
+    while not _create(path, me, what, target):
         tries += 1
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            try:
-                text = path.read_text()
-                holder = json.loads(text)
-                pid, where = int(holder["pid"]), str(holder["host"])
-            except (OSError, ValueError, KeyError, TypeError):
-                text, holder, pid, where = None, {}, -1, ""
-            if where == host and not _alive(pid) or not holder and _old(path):
-                _take_stale(path, text)
-                if tries < 5:
-                    continue
-            if time.monotonic() < deadline:
-                time.sleep(0.2)
+        text, holder = _holder(path)
+        if holder.get("host") == host and not _alive(holder["pid"]) or not holder and _old(path):
+            _take_stale(path, text)
+            if tries < 5:
                 continue
-            raise Busy(f"{what} {target} is being written by another fuselib process (pid "
-                       f"{holder.get('pid', '?')} on {holder.get('host', '?')}, since "
-                       f"{holder.get('since', '?')}); wait for it to end, or remove {path} if "
-                       "that process is gone") from None
-        with os.fdopen(fd, "w") as fh:
-            fh.write(me)
-        break
+        if time.monotonic() < deadline:
+            time.sleep(0.2)
+            continue
+        raise Busy(f"{what} {target} is being written by another fuselib process (pid "
+                   f"{holder.get('pid', '?')} on {holder.get('host', '?')}, since "
+                   f"{holder.get('since', '?')}); wait for it to end, or remove {path} if that "
+                   "process is gone")
+    for left in path.parent.glob(f"{path.name}.tmp*"):  # of lockers killed before linking
+        pid = left.name.rpartition(".tmp")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            left.unlink(missing_ok=True)
     try:
         yield path
     finally:
         with contextlib.suppress(OSError):
             if path.read_text() == me:
                 path.unlink()
+
+
+def _create(path: Path, me: str, what: str, target) -> bool:
+    """Create the lock file ``path`` holding ``me``, whole: written to a temporary file, then
+    hard-linked to ``path`` (which fails when it exists), so that a process killed at any
+    point never leaves an empty lock; where links are not supported, created exclusively
+    and written. False when the lock exists already."""
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(me)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here (FAT, some network file systems)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "w") as fh:
+                fh.write(me)
+        return True
+    except OSError as e:
+        raise OSError(f"cannot create the lock file {path} beside {what} {target} "
+                      f"({e.strerror}); the folder holding it must be writable") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _holder(path: Path):
+    """``(text, {"pid", "host", "since"})`` of a lock file; ``(None, {})`` when unreadable."""
+    try:
+        text = path.read_text()
+        holder = json.loads(text)
+        return text, {**holder, "pid": int(holder["pid"]), "host": str(holder["host"])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None, {}
 
 
 def _take_stale(path: Path, text) -> None:

@@ -492,3 +492,15 @@ def test_an_overwrite_killed_while_removing_can_be_run_again(tmp_path, ckpt, mon
     assert (out / "manifest.csv").exists() and len(tree(out)) < len(want)
     protect_folder(src, out, checkpoint=ckpt, overwrite=True)
     assert tree(out) == want
+
+
+def test_a_locker_killed_before_linking_leaves_nothing_that_blocks(tmp_path):
+    """The lock is written to a temporary file and linked into place: a process killed in
+    between leaves that temporary (never an empty lock); the next lock removes it."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True)
+    left = lock_path(tmp_path / "out").with_name(f".out.lock.tmp{int(done.stdout)}")
+    left.write_text("{}")
+    with output_lock(tmp_path / "out") as lock:
+        assert json.loads(lock.read_text())["pid"] == os.getpid() and not left.exists()
+    assert not lock.exists()
