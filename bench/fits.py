@@ -5,8 +5,8 @@ Each fit runs in its own process (so its peak resident memory is its own) on the
 subset of a scale, seed 0, exactly as the experiment runner fits it (no cache is read or
 written). The first spec is the reference:
 
-    python bench/fits.py fuse fuse:fast=True --scale cpu            # issue 23: the FUSE fit
-    python bench/fits.py fuse fuse:rsm_lowpass=0.5 --scale cpu      # issue 24: before / after
+    python bench/fits.py fuse fuse:fast=True --scale cpu            # FUSE's fit, fp32 vs bf16
+    python bench/fits.py fuse fuse:rsm_lowpass=0.5 --scale cpu      # with low-pass rehearsal
     python bench/fits.py fuse fuse:fast=True --scale smoke          # a quick check
 
 Prints one row per spec: seconds, peak RSS (MB), and both as ratios to the first.

@@ -20,7 +20,7 @@ Runs use a fresh results cache and no shipped records (``FUSELIB_MEASURED`` is a
 folder), so everything is computed there. Logs go to ``--out`` (one file a step) and the
 summary table is printed last.
 
-Issue 23's steps (scale from ``--scale``; ``paper`` by default, ``smoke`` with ``--device cpu``,
+The steps (scale from ``--scale``; ``paper`` by default, ``smoke`` with ``--device cpu``,
 which is how CI runs them end to end): ``fast_full`` (the fast trainer, with TFLOP/s),
 ``resnet_epoch`` (one epoch of the paper recipe), ``fuse_fit`` (FUSE's fit at that scale and
 two runs on it), ``main_table`` (every protection × {none, low-pass 0.25, high-pass 0.25},
@@ -57,7 +57,7 @@ REPO = HERE.parent
 
 SUITE_PROTECTIONS = ["none", "fuse", "em"]
 
-# the issue-23 steps read their scale from the environment (GPU_CHECK_SCALE: paper on the GPU,
+# the steps read their scale from the environment (GPU_CHECK_SCALE: paper on the GPU,
 # smoke when the script is tried with --device cpu)
 CLAIM_STEPS = {
     "fast_full": """

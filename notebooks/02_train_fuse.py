@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -32,8 +32,9 @@
 #   predictions (a symmetric KL between them).
 #
 # The paper's method section was not available; the choices (DCT, band sampler, loss weights,
-# generator shape from the same lab's VTG code) are documented in `fuselib/fuse.py` and are all
-# parameters. `cpu` scale trains on a CPU; `paper` scale is for a GPU
+# generator shape from the same lab's VTG code) are documented in
+# `fuselib/protections/fuse.py` and are all parameters. `cpu` scale trains on a CPU; `paper`
+# scale is for a GPU
 # (multi-GPU: `torchrun --nproc_per_node N -m fuselib fit fuse --out fuse.pt`).
 
 # %%

@@ -28,7 +28,7 @@ def test_gpu_check_determinism_step(tmp_path):
 
 
 def test_gpu_check_claim_steps_run_on_the_cpu(tmp_path):
-    """Issue 23's GPU steps, end to end at smoke scale with the GPU hidden (what the device call
+    """bench/gpu_check.py's GPU steps, end to end at smoke scale with the GPU hidden (what the device call
     runs at paper scale); main_table with two protections to keep it short. The budget is a
     cap, not a goal: about 10 minutes on 2 idle cores, several times that beside other work."""
     env = dict(__import__("os").environ, GPU_CHECK_PROTECTIONS="none,ar")

@@ -2,7 +2,7 @@
 form) and exit code 2, before any work starts — never a traceback, never after training.
 
 Every run here fails in its checks, so nothing trains: ``forbid_work`` makes the test fail if
-anything would (issue 25, "Elsewhere in the command line").
+anything would.
 """
 import inspect
 import io

@@ -184,7 +184,7 @@ def test_process_group_backend_follows_the_device(monkeypatch):
 
 
 def test_low_pass_rehearsal_setting(small):
-    """``rsm_lowpass`` (issue 24): off by default and then absent from the config, so earlier
+    """``rsm_lowpass``: off by default and then absent from the config, so earlier
     FUSE records keep their keys; on, it enters the config and a tiny fit runs."""
     from fuselib.protections.fuse import LATER_DEFAULTS
 
@@ -205,7 +205,7 @@ def test_low_pass_rehearsal_setting(small):
 
 
 def test_band_budget_holds_the_low_band_share():
-    """``lowband`` (issue 24's reference): share 1 puts the whole perturbation below the cutoff,
+    """``lowband``: share 1 puts the whole perturbation below the cutoff,
     share 0.5 halves both sides, off (0) is the identity."""
     from fuselib import spectral
     from fuselib.protections.fuse import FuseConfig, band_budget

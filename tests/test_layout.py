@@ -1,6 +1,7 @@
 """The house plan: plans resolve, generated files are current, no private names cross files,
 the command line answers ``python -m fuselib``."""
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +134,72 @@ def test_calibration_block_sets_repeats_beside_their_records(tmp_path, monkeypat
     row = next(line for line in out.splitlines() if line.startswith("| full | ar |"))
     assert "39.36% (Xeon)" in row and "37.07% (NVIDIA H200)" in row and "| -2.29 |" in row, out
     assert "1 config measured twice; the largest difference 2.29 points" in out
+
+
+ROOT = PKG.parent
+# a repository path as the text names it: a top-level folder of the project, then a path
+PATH = re.compile(r"(?<![\w./-])((?:fuselib|notebooks|results|bench|tests|docs|figures|binder)"
+                  r"/[\w./-]*\w)")
+# folders the code writes at run time, named before they exist
+MADE_AT_RUN_TIME = ("results/cache", "results/audits", "results/notebooks", "results/screenshots")
+NOT_PATHS = {"fuselib/fuselib"}  # the repository's name on GitHub
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _named_paths(text: str):
+    for m in PATH.finditer(text):
+        p = m.group(1).rstrip(".")
+        if not p.startswith(MADE_AT_RUN_TIME) and p not in NOT_PATHS:
+            yield p
+
+
+def _text_files():
+    yield from (ROOT / n for n in ("README.md", "RESULTS.md", "results/README.md",
+                                   "results/measured/README.md"))
+    for pattern in ("docs/*.md", "bench/*.md", "notebooks/*.py", "fuselib/**/*.py",
+                    "bench/*.py"):
+        yield from sorted(ROOT.glob(pattern))
+
+
+def test_every_repository_path_named_exists():
+    """Every repository path the README, RESULTS.md, the docs, the notebooks and the code's
+    docstrings and comments name exists; every relative Markdown link resolves, anchors
+    included (a moved or renamed file fails here, not in a reader's hands)."""
+    missing = []
+    for f in _text_files():
+        if not f.is_file():
+            continue
+        text = f.read_text()
+        where = f.relative_to(ROOT)
+        missing += [f"{where}: {p}" for p in _named_paths(text) if not (ROOT / p).exists()]
+        if f.suffix != ".md":
+            continue
+        for target in LINK.findall(text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, frag = target.partition("#")
+            dest = (f.parent / path).resolve() if path else f
+            if not dest.exists():
+                missing.append(f"{where}: link {target}")
+            elif frag and dest.suffix == ".md" and frag not in {
+                    report.anchor(h) for h in re.findall(r"^#+ (.+)$", dest.read_text(), re.M)}:
+                missing.append(f"{where}: anchor {target}")
+    assert not missing, missing
+
+
+def test_scorecard_and_contents_are_generated():
+    """The README opens with the generated scorecard (its rules beneath), RESULTS.md with a
+    generated table of contents, and every claim's section with its generated finding, in the
+    paper's order."""
+    readme, results = (ROOT / "README.md").read_text(), (ROOT / "RESULTS.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    first = readme.index("<!-- generated: scorecard -->")
+    assert readme.index("\n## ") < first < readme.index("\n## ", readme.index("\n## ") + 1)
+    assert "Near chance" in readme[first:]
+    assert results.index("<!-- generated: toc -->") < results.index("\n## ")
+    heads = re.findall(r"^## (.+)$", results, re.M)
+    claims_at = [results.index(f"<!-- generated: finding {n} -->") for n in range(1, 8)]
+    assert claims_at == sorted(claims_at)
+    for h in (h for h in heads if h.startswith("Claim")):
+        body = results.split(f"## {h}\n", 1)[1]
+        assert body.lstrip().startswith("<!-- generated: finding"), h

@@ -1,5 +1,5 @@
-"""``fuselib protect`` never damages data (issue 25): every defect found by trying it as a new
-user would, as a test. Folders are built in ``tmp_path``; the protection is a seeded, untrained
+"""``fuselib protect`` never damages data: every defect found by trying it as a new user
+would, as a test. Folders are built in ``tmp_path``; the protection is a seeded, untrained
 FUSE generator's class patterns saved as a protection file (no training: fast), except where
 training on the spot is the point."""
 import csv

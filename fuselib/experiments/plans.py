@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import countermeasures as _countermeasures
+from . import names as display
 from .folders import FOLDER_RECIPE
 
 CUTOFFS = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75)
@@ -26,7 +27,7 @@ ZOO = ("none", "random", "ar", "lsp", "ops", "cuda", "em", "em:mode=sample", "ta
        "dh", "uc")
 
 
-# issue 24's lead 3: perturbations that spend their whole L∞ budget below a cutoff — what any
+# references: perturbations that spend their whole L∞ budget below a cutoff — what any
 # class-wise perturbation can keep through a low-pass there (only that part survives it)
 REF_LOW = "fuse:lowband=0.125,lowband_share=1.0,rsm=False,cbg=False"
 REF_LOW_SEEN = ("fuse:lowband=0.125,lowband_share=1.0,rsm_lowpass=1.0,rsm_lowpass_min=0.125,"
@@ -34,7 +35,7 @@ REF_LOW_SEEN = ("fuse:lowband=0.125,lowband_share=1.0,rsm_lowpass=1.0,rsm_lowpas
 REF_LOW_25 = "fuse:lowband=0.25,lowband_share=1.0,rsm=False,cbg=False"
 
 
-# issue 24's candidate fix: half of Random Spectral Masking's draws are low-pass filters
+# FUSE with low-pass rehearsal: half of Random Spectral Masking's draws are low-pass filters
 FIX = "fuse:rsm_lowpass=0.5"
 # the filters the fix is judged on beyond the low-pass sweep it was chosen on
 OTHER_FILTERS = ("highpass:0.25", "bandstop:lo=0.25,hi=0.5", "jpeg:10+lowpass:0.25")
@@ -44,13 +45,13 @@ def lowpass(*cutoffs) -> tuple:
     return tuple(f"lowpass:{c}" for c in cutoffs)
 
 
-# issue 26: the paper's main table — every protection, the filters the paper's claims rest on;
+# the paper's main table — every protection, the filters the paper's claims rest on;
 # three seeds (fit and classifier) where a claim turns on a few points
 MAIN_TABLE = ZOO + ("gue", "pue", "fuse", FIX)
 MAIN_SEEDED = ("none", "ar", "em", "pue", "fuse", FIX)
 # sample-wise EM on a CPU (cpu and full scales; the paper scale keeps the defaults): 5 PGD steps
-# a batch and at most 10 rounds, where the defaults are 20 and 40: its cpu run took 18 minutes
-# with the fit (10,000 images), and the defaults on 50,000 images are up to 80 times its PGD work
+# a batch and at most 10 rounds, where the defaults are 20 and 40, up to 16 times the PGD work a
+# fit: hours a fit on 2 CPU cores at this size
 SAMPLE_EM_CPU = "em:mode=sample,pgd_steps=5,max_rounds=10"
 MAIN_TABLE_CPU = tuple(SAMPLE_EM_CPU if p == "em:mode=sample" else p for p in MAIN_TABLE)
 MAIN_FILTERS = ("none",) + lowpass(0.125, 0.25, 0.5) + ("highpass:0.25", "jpeg:10+lowpass:0.25")
@@ -67,9 +68,6 @@ FUSE_64 = "fuse:epochs=20"
 TRANSFER_IMAGENETTE = ("none", "fuse", FUSE_64, "fuse@cifar10", "em", "em@cifar10",
                        "ar", "ar@cifar10")
 
-
-# the Imagenette plans' protections, as their tables name them
-INET_LABELS = {"none": "clean", "fuse": "FUSE", "em": "class-wise EM", "ar": "AR"}
 
 def transfer_labels(target: str, source: str, spec: str) -> dict:
     """Display names of a transfer plan's protections: which dataset each was made on."""
@@ -109,6 +107,17 @@ class Plan:
     settings: dict = field(default_factory=dict)  # kind="certify": scale (or "*") -> settings
     dataset: str = "cifar10"        # every run's data ("imagenette:64": Imagenette at 64 px)
     recipe: dict = field(default_factory=dict)  # recipe fields every run overrides
+
+    def __post_init__(self):
+        # every protection and countermeasure the plan holds gets its display name from
+        # .names; the plan's own labels (names that its context decides) win
+        labels = {axis: dict(v) for axis, v in self.labels.items()}
+        for axis in ("protection", "countermeasure"):
+            values = dict.fromkeys(v for bs in self.blocks.values() for b in bs
+                                   for v in getattr(b, axis + "s"))
+            labels[axis] = {**{v: display.label(axis, v) for v in values},
+                            **labels.get(axis, {})}
+        object.__setattr__(self, "labels", labels)
 
     # ------------------------------------------------------------------ what it holds
     def blocks_for(self, scale: str) -> tuple:
@@ -253,7 +262,14 @@ class Plan:
         return table(df, self.rows, self.cols, markdown,
                      row_order=self.order(self.rows, scale),
                      col_order=self.order(self.cols, scale),
-                     labels=(self.labels.get(self.rows), self.labels.get(self.cols)))
+                     labels=(self.names(self.rows, df), self.names(self.cols, df)))
+
+    def names(self, axis: str, df) -> dict:
+        """Display names of the values on ``axis`` of a :meth:`run` frame: the plan's labels,
+        else :func:`.names.label`."""
+        own = self.labels.get(axis, {})
+        values = dict.fromkeys(df[axis]) if axis in df else {}
+        return {v: own.get(v, display.label(axis, v)) for v in values}
 
     def order(self, axis: str, scale: str):
         if axis == "protection":
@@ -274,6 +290,7 @@ def profile_table(df, order):
     out = df.set_index("protection").reindex([p for p in order if p in set(df.protection)])
     out = out[["low", "mid", "high"]].map(lambda v: f"{v:.1%}")
     out.columns = ["low (r < 1/3)", "mid", "high (r ≥ 2/3)"]
+    out.index = [display.protection(p) for p in out.index]
     out.index.name = "protection"
     return out
 
@@ -285,7 +302,7 @@ def certificate_table(df):
 
     rows = {}
     for r in df.itertuples():
-        rows[r.protection] = {
+        rows[display.protection(r.protection)] = {
             "trained, all test": f"{r.accuracy:.2%}",
             f"unsmoothed, {r.n_eval}": f"{r.clean_accuracy:.2%}",
             "mean smoothed": f"{r.mean:.2%}",
@@ -302,11 +319,7 @@ _PLANS = [
          {"ci": (Block(("none", "fuse"), ("none", "lowpass:0.25")),),
           "*": (Block(("none", "ar", "em", "pue", "gue", "fuse"),
                       ("none",) + lowpass(0.25, 0.125)),)},
-         notebook="04_main_results", rows="protection", cols="countermeasure",
-         labels={"protection": {"none": "clean data", "em": "class-wise EM", "ar": "AR",
-                                "pue": "PUE", "gue": "GUE", "fuse": "FUSE"},
-                 "countermeasure": {"none": "no filter", "lowpass:0.25": "low-pass 0.25",
-                                    "lowpass:0.125": "low-pass 0.125"}}),
+         notebook="04_main_results", rows="protection", cols="countermeasure"),
     Plan("quickstart", "Clean data and FUSE, no filter",
          {"*": (Block(("none", "fuse")),)}, notebook="00_quickstart", rows="protection",
          cols="countermeasure"),
@@ -342,18 +355,11 @@ _PLANS = [
                 Block(MAIN_SEEDED, MAIN_FILTERS, seeds=(0, 1, 2)))},
          notebook="04_main_results", rows="protection", cols="countermeasure",
          cached_only=("ci", "cpu", "full"),
-         labels={"protection": {"none": "clean data", "em": "EM (class-wise)",
-                                "em:mode=sample": "EM (sample-wise)",
-                                SAMPLE_EM_CPU:
-                                    "EM (sample-wise, 5 PGD steps, ≤ 10 rounds)",
-                                "fuse": "FUSE, the paper's reading",
-                                FIX: "FUSE + low-pass rehearsal"}}),
+         labels={"protection": {"fuse": "FUSE, the paper's reading"}}),
     Plan("lowpass_sweep", "Accuracy across DCT low-pass cutoffs",
          {"ci": (Block(("none", "fuse"), ("none", "lowpass:0.25")),),
           "*": (Block(("none", "em", "fuse", "ar"), ("none",) + lowpass(*CUTOFFS)),)},
-         notebook="04_main_results",
-         labels={"protection": {"none": "clean", "em": "class-wise EM", "fuse": "FUSE",
-                                "ar": "AR"}}),
+         notebook="04_main_results"),
     Plan("suite", "The countermeasure suite (Deep Hiding protocol settings)",
          {"ci": (),
           "cpu": (Block(("none", "ar", "em"), _countermeasures.SUITE),),
@@ -392,7 +398,7 @@ _PLANS = [
                 Block(("fuse:lowband=0.125,lowband_share=0.5",),
                       ("none", "lowpass:0.125", "lowpass:0.25", "highpass:0.25")))},
          notebook="03_ablations", rows="protection", cols="countermeasure", cached_only=("ci",),
-         labels={"protection": {"none": "clean", "fuse": "FUSE (RSM widths 0.1–0.5)",
+         labels={"protection": {"fuse": "FUSE (RSM widths 0.1–0.5)",
                                 "fuse:fast=True": "FUSE, fit in bf16 (fast=True)",
                                 "fuse:rsm_max_width=0.9": "RSM widths 0.1–0.9",
                                 "fuse:rsm_lowpass=0.25": "a quarter of the RSM draws a low-pass",
@@ -411,7 +417,7 @@ _PLANS = [
                 Block(("fuse", FIX), ("none",) + lowpass(0.125, 0.25, 0.5), seeds=(0, 1, 2)),
                 Block(("fuse", FIX), lowpass(0.375, 0.625, 0.75) + OTHER_FILTERS))},
          notebook="04_main_results", cached_only=("ci", "cpu"),
-         labels={"protection": {"none": "clean", "fuse": "FUSE, the paper's reading",
+         labels={"protection": {"fuse": "FUSE, the paper's reading",
                                 FIX: "FUSE + low-pass rehearsal (rsm_lowpass=0.5)"}}),
     Plan("imagenette", "The paper's ImageNet-subset claim on Imagenette at 64 px: clean data, "
          "FUSE, class-wise EM and AR, unfiltered and low-passed",
@@ -420,15 +426,13 @@ _PLANS = [
                           # (protect's default at 64 px now): seeds tell it from the 10-epoch fit
                           Block((FUSE_64,), ("none", "lowpass:0.25"), seeds=(0, 1, 2)))},
          notebook="05_transfer", cached_only=("ci", "cpu"), dataset="imagenette:64",
-         recipe=FOLDER_RECIPE,
-         labels={"protection": {**INET_LABELS, FUSE_64: "FUSE, 20-epoch fit"}}),
+         recipe=FOLDER_RECIPE),
     # the same at 64 px with CIFAR-10's augmentation (a flip and a 2-px shift, no random
     # resized crop): which protections the attacker's rescaling crop defeats
     Plan("imagenette_augment", "Imagenette at 64 px trained with CIFAR-10's augmentation (flip "
          "+ 2-px shift, no random resized crop): does the attacker's crop decide?",
          {"ci": (), "*": (Block(("none", "fuse", "em", "ar"), ("none",)),)},
-         notebook="05_transfer", cached_only=("ci", "cpu"), dataset="imagenette:64",
-         labels={"protection": INET_LABELS}),
+         notebook="05_transfer", cached_only=("ci", "cpu"), dataset="imagenette:64"),
     # claim 5: perturbations made on one dataset, moved to another (fuselib/experiments/
     # transfer.py): Imagenette's 128-px ones randomly cropped to CIFAR-10's 32 px (the paper's
     # method), CIFAR-10's tiled to Imagenette's 64 px; beside each, the same method made on the

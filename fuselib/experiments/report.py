@@ -171,7 +171,9 @@ def plans_block(scale: str = "cpu") -> str:
         total = plan.size(scale)
         secs = compute_seconds(df) if len(df) and "seconds" in df else 0.0
         compute = f"{secs / 3600:.1f} h" if secs else ""
-        nb = f"[`{plan.notebook}`](notebooks/{plan.notebook}.py)" if plan.notebook else ""
+        nb = plan.notebook and (f"[`{plan.notebook}`](notebooks/{plan.notebook}.py)"
+                                if (REPO / "notebooks" / f"{plan.notebook}.py").is_file()
+                                else f"`{plan.notebook}` (not written yet)")
         lines.append(f"| `{name}` | {plan.title} | {nb} | {len(df)} of {total} | {compute} |")
     return "\n".join(lines) + "\n"
 
@@ -295,8 +297,105 @@ def calibration_block() -> str:
             f"{max(diffs):.2f} points, the mean absolute difference {mean:.2f}\n")
 
 
+# --------------------------------------------------------------------------- the claims
+_VERDICTS: list = []  # the claims' verdicts, computed once per fill()
+
+
+def verdicts() -> list:
+    """:func:`.claims.verdicts` from the shipped records, once per :func:`fill`."""
+    from . import claims
+
+    if not _VERDICTS:
+        _VERDICTS.extend(claims.verdicts(measured_frame))
+    return _VERDICTS
+
+
+def anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation dropped, spaces to
+    hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def scorecard_block() -> str:
+    """The paper's seven claims: each one's verdict, the numbers that decide it, where the
+    section and the notebook are; the rules under the table."""
+    from . import claims
+
+    lines = ["| | the paper's claim | verdict | what decides it | where |",
+             "| --- | --- | --- | --- | --- |"]
+    for v in verdicts():
+        where = (f"[results](RESULTS.md#{anchor(v.section)}) · "
+                 f"[notebook](notebooks/{v.notebook}.py)")
+        numbers = v.numbers + (f" ({v.partial})" if v.partial else "")
+        lines.append(f"| {v.claim} | {v.text} | **{v.verdict}** | {numbers} | {where} |")
+    rules = "\n".join(f"{n}. {r}." for n, r in claims.RULE_OF.items())
+    return "\n".join(lines) + f"\n\n{claims.RULES}\n\n{rules}\n"
+
+
+def finding_block(claim: str) -> str:
+    """One claim's verdict and numbers in a line: how its section of RESULTS.md opens."""
+    v = next(v for v in verdicts() if v.claim == int(claim))
+    numbers = v.numbers + (f" ({v.partial})" if v.partial else "")
+    return f"**Claim {v.claim} ({v.text}): {v.verdict}.** {numbers}.\n"
+
+
+def seeded_block(name: str, scale: str) -> str:
+    """A plan's rows that have several seeds, as :func:`plan_block` shows them: the headline
+    of a table whose other rows have one seed."""
+    from . import plans
+    from .sweeps import markdown
+
+    plan = plans.get(name)
+    df = measured_frame(plan, scale)
+    if df.empty:
+        return f"(nothing measured yet: `{plan.command(scale)}`)\n"
+    counts = df.groupby("protection").seed.nunique()
+    seeded = df[df.protection.isin(counts[counts > 1].index)]
+    if seeded.empty:
+        return "(no row with several seeds yet)\n"
+    tab = plan.table(scale, seeded)
+    table = markdown(tab[(tab != "").any(axis=1)])
+    return (table + "\n\nfinal accuracy, mean ± std over seeds, the peak over epochs in "
+            "brackets where higher; the rows with seeds of  \n"
+            + _provenance(seeded, plan, scale).replace(
+                f"{len(seeded)} of {plan.size(scale)} runs", f"{len(seeded)} runs") + "\n")
+
+
+def lowband_block(scale: str) -> str:
+    """Each prior method's share of perturbation energy in the lowest third of the radial DCT
+    frequency, in a sentence (plan ``prior_profiles``): where the methods put their signal."""
+    from . import names, plans
+
+    plan = plans.get("prior_profiles")
+    df = measured_frame(plan, scale)
+    if df.empty:
+        return f"(nothing measured yet: `{plan.command(scale)}`)\n"
+    df = df.sort_values("low", ascending=False)
+    noise = df[df.protection == "random"]
+    parts = [f"{names.protection(r.protection)} {r.low:.0%}" for r in df.itertuples()
+             if r.protection != "random"]
+    white = f" (class-wise random noise: {noise.low.iloc[0]:.0%})" if len(noise) else ""
+    return (f"Share of each prior method's perturbation energy in the lowest third of the "
+            f"radial DCT frequency{white}: {', '.join(parts)} (`{plan.command(scale)}`).\n")
+
+
+def toc_block(text: str) -> str:
+    """The table of contents of a Markdown file: its ``##`` headings, linked."""
+    heads = [h for h in re.findall(r"^## (.+)$", text, re.M)]
+    return "\n".join(f"- [{h}](#{anchor(h)})" for h in heads) + "\n"
+
+
 def render(what: str) -> str:
     words = what.split()
+    if words == ["scorecard"]:
+        return scorecard_block()
+    if words[0] == "finding" and len(words) == 2:
+        return finding_block(words[1])
+    if words[0] == "lowband" and len(words) == 2:
+        return lowband_block(words[1])
+    if words[0] == "seeded" and len(words) == 3:
+        return seeded_block(words[1], words[2])
     if words == ["calibration"]:
         return calibration_block()
     if words[0] == "protect_proof" and len(words) == 2:
@@ -318,15 +417,19 @@ def render(what: str) -> str:
 
 def fill(text: str) -> str:
     """``text`` with every generated block's body written anew."""
+    def body(m):
+        what = m.group("what").strip()
+        return m.group(1) + (toc_block(text) if what == "toc" else render(what)) + m.group(4)
+
     with shipped_only():
-        return BLOCK.sub(lambda m: m.group(1) + render(m.group("what").strip()) + m.group(4),
-                         text)
+        return BLOCK.sub(body, text)
 
 
 def write(check: bool = False, root: Path | None = None) -> list:
     """Fill the generated blocks of README.md and RESULTS.md; returns the files that changed
     (``check=True``: that would change, writing nothing)."""
     _FRAMES.clear()  # read the records afresh, once for every file written
+    _VERDICTS.clear()
     from ..utils import write_text
 
     root = Path(root) if root is not None else REPO

@@ -19,35 +19,27 @@ minimising
 
 * ``δ_y`` is class-wise: by default each class feeds the generator its own fixed, seeded noise
   image (``input="noise"``); ``input="images"`` is VTG's construction instead — the generator
-  runs on every image and its outputs are averaged per class. Measured at ``ci`` scale
-  (``fuselib grid "fuse:input=images" fuse --countermeasures none lowpass:0.25``), the class
-  mean shrinks the perturbation (mean |δ| 2.9/255) and protects less: 42.9% / 37.2% (no
-  filter / low-pass 0.25) against 15.6% / 33.2% with noise inputs (clean: 58.0% / 52.4%).
+  runs on every image and its outputs are averaged per class. Noise inputs are the default
+  because the class mean of per-image outputs partly cancels, which shrinks the perturbation
+  (``fuselib grid "fuse:input=images" fuse --countermeasures none lowpass:0.25`` compares them).
   ``‖δ‖∞ ≤ ε`` by construction (``ε·tanh``) and is clipped again at the end.
 * **Random Spectral Masking** (``rsm``): per image, a random contiguous band of radial
   frequency ``[lo, hi]`` (width ``U[rsm_min_width, rsm_max_width]``, centre chosen so every
   radius — the DC end included — is removed equally often; :func:`fuselib.spectral.sample_bands`)
   is zeroed in ``δ`` before the unlearnability loss. No band can carry the effect alone, so over
   training every band, the lowest included, must carry some of it. With widths up to 0.5 the
-  strongest low-pass this rehearses is cutoff 0.5 (the band [0.5, 1]); the shipped FUSE holds
-  from cutoff 0.375 up and leaks below (RESULTS.md). ``rsm_lowpass`` (off by default, the
-  paper's reading) makes that share of the draws a low-pass instead, the band ``[c, 1]`` with
-  ``c ~ U[rsm_lowpass_min, 1)`` (issue 24's first lead; measured in the plan ``fuse_leads``).
-  ``rsm_images`` (off by default) applies the drawn band to the whole image ``x + δ``, as the
-  attacker's filter does, in the generator's loss and in the surrogate's training (the second
-  lead: the generator is otherwise optimised against a learner that never sees filtered data).
-* **Which reading is the default.** The default stays the paper's reading (RSM bands 0.1–0.5
-  wide, no low-pass rehearsal): it is what the shipped records measure, and no variant tried
-  reaches issue 24's targets (≤ 15% final, ≤ 20% peak at every low-pass cutoff). The candidate
-  fix is the named spec ``fuse:rsm_lowpass=0.5`` (``fuselib.experiments.plans.FIX``; plan
-  ``fuse_fix``, 3 seeds): with seeds it cannot be told apart from the default at any measured
-  cutoff (every difference below two standard deviations; RESULTS.md, "The fix, with seeds"),
-  so it stays a named variant, not the default. The seeded ablation found one lead that was not
-  chosen on the sweep: the rehearsal without CBG (``fuse:rsm_lowpass=0.5,cbg=False``) ends at
-  15.3% ± 1.0 under low-pass 0.25 (21.1% ± 1.8 with CBG) but leaves the unfiltered cell above
-  chance (14.3%); and no setting holds against JPEG 10 followed by low-pass 0.25 (57–61%,
-  clean 64%).
-* ``lowband`` (off by default; issue 24's third lead): the applied perturbation is
+  strongest low-pass this rehearses is cutoff 0.5 (the band [0.5, 1]). ``rsm_lowpass`` (off by
+  default, the paper's reading) makes that share of the draws a low-pass instead, the band
+  ``[c, 1]`` with ``c ~ U[rsm_lowpass_min, 1)``, so that strong low-passes are rehearsed too
+  (plans ``fuse_leads`` and ``fuse_fix`` measure it). ``rsm_images`` (off by default) applies
+  the drawn band to the whole image ``x + δ``, as the attacker's filter does, in the
+  generator's loss and in the surrogate's training, so that the generator is optimised against
+  a learner that sees filtered data.
+* **Which reading is the default.** The paper's reading (RSM bands 0.1–0.5 wide, no low-pass
+  rehearsal): it is what the paper describes and what the shipped records of ``fuse`` measure.
+  The low-pass rehearsal is the named spec ``fuse:rsm_lowpass=0.5``
+  (``fuselib.experiments.plans.FIX``); RESULTS.md compares the two with seeds.
+* ``lowband`` (off by default): the applied perturbation is
   ``share·lowpass(g) + (1 − share)·highpass(g)`` at that cutoff, ``g`` the generator's output,
   which holds a share of the L∞ budget below the cutoff (:func:`band_budget`). With
   ``lowband_share=1`` the whole perturbation lives below the cutoff: the reference for what any
@@ -68,8 +60,8 @@ and their reasons: DCT (no wrap-around, what JPEG and our low-pass attack use); 
 0.25 (the low-pass cutoff at which prior UEs are tested here); widths 0.1–0.5 (a masked band
 large enough to matter, never most of the spectrum); generator width 8 with 4 residual blocks
 (VTG's size). CPU defaults (``cost``): a small fastnet surrogate, 10 epochs on VTG's 50%
-subset with batch 128 (a 20% subset with batch 256 took too few generator steps at ``ci``
-scale: 57.2%, no protection); VTG's setting is ResNet-18, 30 epochs, batch 512.
+subset with batch 128 (a smaller subset or a larger batch leaves too few generator steps in
+10 epochs to protect at ``ci`` scale); VTG's setting is ResNet-18, 30 epochs, batch 512.
 
 Checkpoints: with ``checkpoint=path`` the full training state (generator, surrogate, both
 optimisers, every random generator, the epoch) is written atomically after each epoch and

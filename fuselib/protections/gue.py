@@ -29,11 +29,9 @@ Inputs are centred (``x − 0.5``) as everywhere in fuselib. **CPU default** (``
 width 8 (8-16-32-64), a small ``fastnet`` classifier (widths 32-64-128) with SGD lr 0.05 and
 momentum 0.9 like this package's other surrogates (official: ``lr_cls=0.01, momentum=0``),
 ``inner_steps=2``, batch 64 and a fixed ``steps=100`` BOME steps (not epochs), so the fit costs
-the same at any data size: measured on 2 idle CPU cores, 0.7 s a step (about 70 s) and 0.5 ms an
-image to apply (about 30 s for 50,000); about 3× that on cores shared with other jobs. That is
-far too little game for GUE: with twice the steps, the ``fast`` classifier at ``ci`` scale still
-reached 55.9% on GUE data (58.0% clean) — at CPU budgets GUE does not protect.
-``paper_settings()`` gives the official loop (thousands of steps; a GPU's work).
+the same at any data size (about a minute on 2 CPU cores). That is far less game than the
+official loop, so these rows measure GUE at a CPU budget, not GUE as published (RESULTS.md, the
+main table). ``paper_settings()`` gives the official loop (thousands of steps; a GPU's work).
 """
 from __future__ import annotations
 

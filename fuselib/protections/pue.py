@@ -27,12 +27,8 @@ one level ``s = weight_sigma = 0.01`` with one draw per step (``sigma_levels``,
 small net at chance. The official schedule is ``weight_sigma=1.0, sigma_levels=21,
 train_draws=100, pgd_draws=10, surrogate="resnet18"`` (levels ``linspace(0, weight_sigma,
 sigma_levels)``): 2100 forward/backward passes per training step and 210 per PGD step instead
-of one.
-
-Measured at ``ci`` scale (5,000 CIFAR-10 images, ``fast`` classifier, seed 0): 33.2% clean test
-accuracy after training on ``pue`` data, 31.5% on ``pue:robust=True`` (clean data 58.0%);
-certified learnability (:func:`fuselib.experiments.certify_protection`, σ 0.01, q 0.7, 30 draws,
-α 0.05) 33.7% and 32.1%, against 55.5% for clean data.
+of one. RESULTS.md measures both readings (plans ``main_table``, ``rivals_lowpass`` and
+``certificates``).
 """
 from __future__ import annotations
 

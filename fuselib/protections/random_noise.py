@@ -1,10 +1,9 @@
 """``random``: uniform noise in [-ε, ε], class-wise or sample-wise — the control.
 
 Random noise of the same budget as an unlearnable example should *not* stop learning; it is
-the baseline that shows a protection's effect comes from its structure, not its size. Measured:
-it holds on 10,000 CIFAR-10 images (``cpu``: 76.45%, clean 76.97%), not on all 50,000 with the
-same recipe (``full``: class-wise noise 19.52% after an 83.60% peak; RESULTS.md, the main table),
-where the classifier ends up fitting the ten fixed class patterns.
+the baseline that shows a protection's effect comes from its structure, not its size. Class-wise
+noise is still one fixed pattern a class, which a long enough training can learn as a shortcut:
+RESULTS.md's main table measures it at ``cpu`` and ``full`` scale.
 """
 import torch
 

@@ -58,7 +58,7 @@ learning rates or more steps reached the same feature-space distances. ``paper_s
 gives the official generator schedule (ngf 64, 6 blocks, 50 epochs of batch 256) with a
 ResNet-18 surrogate. ``clusters=10`` as in the official configs (= the classes of CIFAR-10).
 
-Measured strength (CPU default, 5000 CIFAR-10 training images): each δ_i lowers the objective
+What limits it (CPU default, 5,000 CIFAR-10 training images): each δ_i lowers the objective
 and the distance to its target centroid, but at 8/255 only a few percent of the protected
 images cross into the target cluster; signed-gradient optimisation of δ_i directly (no
 generator) reached the same distances, so the limit is the budget and this small surrogate,
