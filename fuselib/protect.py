@@ -785,7 +785,7 @@ def _train(src: Path, entries: List[Entry], p, size: int, progress,
 
 
 class _Journal:
-    """``manifest.partial.csv``: one line for each output, written and flushed *before* the
+    """``manifest.partial.csv``: one line for each output, written and synced *before* the
     output is renamed into place. So whenever the process dies (Ctrl-C, an error, kill -9 at
     any instruction), every file at an output path is either listed with its hash (complete:
     ``--resume`` keeps it when the hash matches) or still under a temporary name (removed by
@@ -803,8 +803,11 @@ class _Journal:
             self.writer.writeheader()
 
     def add(self, row: dict) -> None:
+        """Journal ``row``, durably: flushed to the OS (enough for a killed process) and
+        synced to the disk (so that after a power cut no renamed output lacks its line)."""
         self.writer.writerow(csv_row(row))
         self.fh.flush()
+        os.fsync(self.fh.fileno())
 
     def close(self) -> None:
         self.fh.close()
