@@ -27,6 +27,16 @@ ratio of the wall times and each seed's final accuracy both ways.
 
 Images/second and achieved TFLOP/s (counted with torch.utils.flop_counter on one training
 step) are printed for both.
+
+``--archs fastnet,resnet18,...`` measures instead the training throughput of each network under
+its trainer (fastnet: fast; vit: vit; the rest: standard), in fp32 (``amp=off``, as the standard
+recipe trained before bf16) against bf16 autocast, each in the same process, and prints the
+ratios. ``--amp-check`` adds the accuracy check: the clean ResNet-18 run of plan ``victims``
+(bf16 where the CPU has it) against the same run in fp32 (plan ``victims_amp``) at ``--scale``,
+read from the records or trained::
+
+    python bench/evaluator.py --archs fastnet,resnet18,vgg11,densenet121,resnet50,vit \
+        --threads 2 --amp-check --scale cpu
 """
 from __future__ import annotations
 
@@ -54,6 +64,59 @@ def train_flops_per_image(recipe, device) -> float:
         with autocast(device, recipe.amp):
             m(x).float().sum().backward()
     return fc.get_total_flops() / 8
+
+
+def throughput(arch, amp, device, steps=4, threads=None) -> float:
+    """Training images/s of ``arch`` under its trainer with ``amp`` ("off" or "auto"): the real
+    training loop (augmentation, optimiser, schedule) over ``steps`` batches, timed after one
+    warm-up epoch of the same length."""
+    trainer = {"fastnet": "fast", "vit": "vit"}.get(arch, "standard")
+    r = get_recipe(trainer, arch=arch, amp=amp, epochs=2, tta=False, model_kwargs={})
+    n = r.batch_size * steps
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.arange(n) % 10
+    res = train(x, y, x[:10], y[:10], r, seed=0, device=device)
+    return n / (res["epoch_seconds"][1] - res["epoch_seconds"][0])
+
+
+def archs_report(args, device):
+    """fp32 against bf16 training throughput for each of ``args.archs``, then (``--amp-check``)
+    a whole clean ResNet-18 run both ways."""
+    from fuselib.train import bf16_ok
+
+    print(f"\ntraining throughput, images/s (batch: the trainer's; {torch.get_num_threads()} "
+          f"threads; native bf16: {'yes' if bf16_ok(device) else 'no'})")
+    print(f"  {'network':12} {'fp32':>8} {'bf16':>8} {'ratio':>7}")
+    out = {}
+    for arch in args.archs.split(","):
+        f32 = throughput(arch, "off", device)
+        b16 = throughput(arch, "auto", device)
+        out[arch] = {"fp32": f32, "bf16": b16, "ratio": b16 / f32}
+        print(f"  {arch:12} {f32:8.0f} {b16:8.0f} {b16 / f32:6.2f}x", flush=True)
+    if args.amp_check:
+        from fuselib.experiments import plans
+
+        runs = {}
+        for name in ("victims", "victims_amp"):
+            plan = plans.get(name)
+            df = plan.run(args.scale, seeds=[0], cached_only=not args.train,
+                          **({"device": device} if args.train else {}))
+            row = df[(df.protection == "none") & (df.countermeasure == "none")]
+            runs[name] = None if row.empty else row.iloc[0]
+        b, f = runs["victims"], runs["victims_amp"]
+        if b is None or f is None:
+            print(f"\naccuracy check: not measured at {args.scale} (plans victims and victims_amp,"
+                  f" clean seed 0); add --train to train them")
+        else:
+            d = 100 * (b.accuracy - f.accuracy)
+            print(f"\naccuracy check, clean ResNet-18 at {args.scale}, seed 0: bf16 "
+                  f"{b.accuracy:.2%} (peak {b.peak_accuracy:.2%}, {b.seconds:.0f} s) against "
+                  f"fp32 {f.accuracy:.2%} (peak {f.peak_accuracy:.2%}, {f.seconds:.0f} s): "
+                  f"{d:+.2f} points, wall ratio {f.seconds / b.seconds:.2f}x "
+                  f"({'within' if abs(d) <= 1 else 'NOT within'} 1 point)")
+            out["amp_check"] = {"bf16": b.to_dict(), "fp32": f.to_dict()}
+    return out
 
 
 def time_to(result, threshold):
@@ -107,9 +170,27 @@ def main():
     ap.add_argument("--batched-seeds", type=int, default=0,
                     help="also time K seeds trained as one grouped model against K separate runs")
     ap.add_argument("--json", default=None, help="also write the raw results here")
+    ap.add_argument("--archs", default=None,
+                    help="comma-separated networks: measure fp32 against bf16 training "
+                         "throughput for each instead of the fast/standard comparison")
+    ap.add_argument("--amp-check", action="store_true",
+                    help="with --archs: the clean ResNet-18 run of plans victims and "
+                         "victims_amp at --scale, bf16 against fp32")
+    ap.add_argument("--train", action="store_true",
+                    help="with --amp-check: train the runs that are not measured yet")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = ap.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = default_device()
+    if args.archs:
+        print(f"fuselib {fuselib.__version__}, torch {torch.__version__}, {device}, "
+              f"{platform.processor() or platform.machine()}")
+        out = archs_report(args, device)
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+        return
     sc = experiments.SCALES[args.scale]
     xtr, ytr = fuselib.data.load("cifar10", "train")
     xte, yte = fuselib.data.load("cifar10", "test")

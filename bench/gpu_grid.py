@@ -2,7 +2,7 @@
 
     python3 bench/gpu_grid.py --pack .gpudata/cifar10.pack --out $OUT --budget 540 \\
         --parallel 10 --scale full --countermeasures none lowpass:0.25 ... \\
-        --jobs pue@0 pue@1 tap@0 ... [--calibrate none@0]
+        --jobs pue@0 pue@1 tap@0 ... [--calibrate none@0] [--trainer standard --archs vgg11]
 
 Each job ``SPEC@SEED`` is ``python -m fuselib grid SPEC --countermeasures CMS --scale S --seeds
 SEED`` in its own process: the fit (the run seed seeds it), then one run a countermeasure, exactly
@@ -53,6 +53,19 @@ def parse_job(text: str) -> tuple:
     if not sep or not spec or not seed.isdigit():
         raise ValueError(f"job {text!r} is not SPEC@SEED (e.g. pue@1)")
     return spec, int(seed)
+
+
+def job_command(spec: str, seed: int, cms, scale: str, trainer: str | None = None,
+                archs=None) -> list:
+    """The ``fuselib grid`` command of one job: a fit and one run a countermeasure (and an
+    architecture), the same configs as the CPU queue's."""
+    cmd = [sys.executable, "-m", "fuselib", "grid", spec, "--countermeasures", *cms,
+           "--scale", scale, "--seeds", str(seed), "--threads", "1"]
+    if trainer:
+        cmd += ["--trainer", trainer]
+    if archs:
+        cmd += ["--archs", *archs]
+    return cmd
 
 
 def pack_records(work: Path, out: Path, ship_fits: tuple) -> tuple:
@@ -136,6 +149,11 @@ def main(argv=None):
     ap.add_argument("--device", default="auto", choices=("auto", "cpu"))
     ap.add_argument("--scale", default="full")
     ap.add_argument("--countermeasures", nargs="+", default=["none"])
+    ap.add_argument("--trainer", default=None,
+                    help="every job's trainer (fuselib grid --trainer; default fast)")
+    ap.add_argument("--archs", nargs="+", default=None,
+                    help="every job's architectures (fuselib grid --archs; default the "
+                         "trainer's network)")
     ap.add_argument("--jobs", nargs="*", default=[], help="SPEC@SEED, most valuable first")
     ap.add_argument("--calibrate", nargs="*", default=[],
                     help="SPEC@SEED already measured elsewhere: rerun into a separate cache")
@@ -206,9 +224,7 @@ def main(argv=None):
                 log = work / "logs" / f"{sub}_{job.replace(':', '_').replace('/', '_')}.log"
                 cms = a.countermeasures if sub == "cache" else (a.calibrate_countermeasures
                                                                  or a.countermeasures)
-                cmd = [sys.executable, "-m", "fuselib", "grid", spec, "--countermeasures",
-                       *cms, "--scale", a.scale, "--seeds", str(seed),
-                       "--threads", "1"]
+                cmd = job_command(spec, seed, cms, a.scale, a.trainer, a.archs)
                 f = open(log, "w")
                 p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO,
                                      env=dict(env, FUSELIB_RESULTS=str(work / sub)),

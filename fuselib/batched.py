@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from . import models
 from .data import check_images, check_labels
-from .train import (lr_factor, param_groups, augment, autocast, curve_subset, defences_in,
+from .train import (lr_factor, make_optimizer, augment, autocast, curve_subset, defences_in,
                     eval_logits, evaluation_of, get_recipe, to_input)
 from .utils import default_device, progress_bar
 
@@ -147,8 +147,7 @@ def train_seeds(train_images, train_labels, test_images, test_labels, recipe="fa
     bs = min(r.batch_size, n)
     steps_per_epoch = n // bs
     total = steps_per_epoch * r.epochs
-    opt = torch.optim.SGD(param_groups(model, r.weight_decay), lr=r.lr, momentum=r.momentum,
-                          nesterov=r.nesterov)
+    opt = make_optimizer(model, r)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(r, s, total))
     curve_set = curve_subset(test_images, test_labels, r.curve_images)
 

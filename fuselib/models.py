@@ -172,6 +172,8 @@ class DenseNet(nn.Module):
 class ViT(nn.Module):
     """A small Vision Transformer for 32×32 inputs (patch 4, 64 tokens + class token)."""
 
+    no_weight_decay = ("cls", "pos")  # parameters the trainers leave out of weight decay
+
     def __init__(self, num_classes=10, image_size=32, patch=4, dim=192, depth=6, heads=3,
                  mlp_ratio=2, in_channels=3, dropout=0.0):
         super().__init__()

@@ -62,12 +62,21 @@ def lines(series: dict, x=None, title="", xlabel="", ylabel="", scale=None, mark
     return fig
 
 
-def bars(table: dict, categories, title="", ylabel="", scale=None, yrange=None) -> go.Figure:
-    """Grouped bars: ``table`` maps a group name to one value per category."""
+def bars(table: dict, categories, title="", ylabel="", scale=None, yrange=None, errors=None,
+         hline=None, hline_label=None) -> go.Figure:
+    """Grouped bars: ``table`` maps a group name to one value per category; ``errors`` the same
+    names to error-bar half-lengths (a standard deviation over seeds; NaN: none drawn);
+    ``hline`` a dotted guide line (chance, say)."""
     fig = go.Figure()
     for i, (name, values) in enumerate(table.items()):
+        err = None
+        if errors is not None and name in errors:
+            err = dict(type="data", array=[float(e) for e in errors[name]], visible=True)
         fig.add_trace(go.Bar(x=list(categories), y=list(values), name=str(name),
-                             marker_color=PALETTE[i % len(PALETTE)]))
+                             marker_color=PALETTE[i % len(PALETTE)], error_y=err))
+    if hline is not None:
+        fig.add_hline(y=hline, line_dash="dot", line_color="gray",
+                      annotation_text=hline_label or "")
     fig.update_layout(title=_title(title, scale), yaxis_title=ylabel, barmode="group",
                       template="plotly_white")
     if yrange:
@@ -204,8 +213,11 @@ def to_matplotlib(fig: go.Figure):
             k, n = group.index(tr), len(group)
             xs = np.arange(len(tr.x))
             w = 0.8 / n
+            err = tr.error_y.array if tr.error_y and tr.error_y.array is not None else None
             ax.bar(xs - 0.4 + w * (k + 0.5), list(tr.y), width=w, label=tr.name,
-                   color=tr.marker.color if tr.marker else None)
+                   color=tr.marker.color if tr.marker else None,
+                   yerr=None if err is None else np.nan_to_num(np.asarray(err, float)),
+                   capsize=2)
             ax.set_xticks(xs)
             labels = [str(c) for c in tr.x]
             crowded = sum(map(len, labels)) > 60  # long names side by side overlap: slant them
@@ -268,6 +280,8 @@ def audit_figure(report: dict, path) -> Path:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    from .experiments.names import countermeasure as countermeasure_name
+
     rows, prof = report["rows"], report["profile"]
     mfig, axes = plt.subplots(1, 2 if prof else 1, figsize=(11 if prof else 7, 4),
                               gridspec_kw={"width_ratios": [3, 1.3]} if prof else None,
@@ -280,7 +294,8 @@ def audit_figure(report: dict, path) -> Path:
     ax.axhline(100 * report["chance"], ls=":", color="gray", label="chance")
     ax.set_xticks(xs)
     ax.set_xlim(-0.75, max(len(rows), 4) - 0.25)  # a few bars keep a bar's width
-    ax.set_xticklabels([r["countermeasure"] for r in rows], rotation=40, ha="right", fontsize=8)
+    ax.set_xticklabels([countermeasure_name(r["countermeasure"]) for r in rows], rotation=40,
+                       ha="right", fontsize=8)
     ax.set_ylabel("clean test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7)

@@ -79,6 +79,13 @@ def transfer_labels(target: str, source: str, spec: str) -> dict:
     return out
 
 
+# the attacker's network: the paper's networks (the standard and vit trainers, the paper's
+# recipe with the cosine compressed to the scale's epochs) against the protections whose
+# findings on fastnet most need a second victim
+VICTIM_PROTECTIONS = ("none", "ar", "em", "pue", "fuse")
+VICTIM_FILTERS = ("none", "lowpass:0.25", "lowpass:0.125")
+VICTIM_ARCHS = {"vgg11": "VGG-11", "densenet121": "DenseNet-121", "resnet50": "ResNet-50"}
+
 @dataclass(frozen=True)
 class Block:
     """One grid: every protection × countermeasure × arch × seed × poison ratio."""
@@ -107,6 +114,7 @@ class Plan:
     settings: dict = field(default_factory=dict)  # kind="certify": scale (or "*") -> settings
     dataset: str = "cifar10"        # every run's data ("imagenette:64": Imagenette at 64 px)
     recipe: dict = field(default_factory=dict)  # recipe fields every run overrides
+    trainer: str = "fast"           # every run's trainer (fuselib.train.RECIPES)
 
     def __post_init__(self):
         # every protection and countermeasure the plan holds gets its display name from
@@ -191,6 +199,8 @@ class Plan:
             common.setdefault("dataset", self.dataset)
         if self.recipe:
             common.setdefault("recipe", dict(self.recipe))
+        if self.trainer != "fast":
+            common.setdefault("trainer", self.trainer)
         return common
 
     def fits(self, scale: str, seeds=None, **common) -> list:
@@ -459,6 +469,37 @@ _PLANS = [
           "*": (Block(("none", "em", "ar", "fuse"),
                       archs=(None, "resnet18", "resnet50", "vgg11", "densenet121", "vit")),)},
          notebook="05_transfer", rows="arch"),
+    Plan("victims", "The paper's network: ResNet-18 by the paper's recipe (SGD, batch 128, "
+         "cosine over the scale's epochs) on clean data, AR, class-wise EM, PUE and FUSE, "
+         "unfiltered and under two strong low-passes, with seeds",
+         {"ci": (Block(("none", "fuse"), ("none", "lowpass:0.25")),),
+          "*": (Block(VICTIM_PROTECTIONS, VICTIM_FILTERS, seeds=(0, 1, 2)),)},
+         notebook="08_victims", rows="protection", cols="countermeasure",
+         cached_only=("ci",), trainer="standard"),
+    *(Plan(f"victims_{arch}", f"Another victim: {name} by the paper's recipe on clean data, "
+           "AR, class-wise EM and FUSE, unfiltered and under low-pass 0.25",
+           {"ci": (), "*": (Block(("none", "ar", "em", "fuse"), ("none", "lowpass:0.25"),
+                                  archs=(arch,)),)},
+           notebook="08_victims", rows="protection", cols="countermeasure", trainer="standard")
+      for arch, name in VICTIM_ARCHS.items()),
+    Plan("victims_vit", "A Vision Transformer (AdamW, warm-up, cosine) on clean data, AR, "
+         "class-wise EM and FUSE, unfiltered and under low-pass 0.25",
+         {"ci": (), "*": (Block(("none", "ar", "em", "fuse"), ("none", "lowpass:0.25")),)},
+         notebook="08_victims", rows="protection", cols="countermeasure", trainer="vit"),
+    Plan("victims_more", "ResNet-18 against sample-wise EM and FUSE with low-pass rehearsal, "
+         "and JPEG 10 then low-pass 0.25 against every protection",
+         {"ci": (), "*": (Block((SAMPLE_EM_CPU, FIX), VICTIM_FILTERS),
+                          Block(VICTIM_PROTECTIONS, ("jpeg:10+lowpass:0.25",)))},
+         notebook="08_victims", rows="protection", cols="countermeasure", trainer="standard"),
+    Plan("victims_long", "ResNet-18 by the paper's recipe over 60 epochs: does the short "
+         "schedule flatter a protection?",
+         {"ci": (), "*": (Block(("none", "em", "fuse")),)},
+         notebook="08_victims", rows="protection", cols="countermeasure", trainer="standard",
+         recipe={"epochs": 60}),
+    Plan("victims_amp", "ResNet-18 on clean data in fp32, beside the bf16 run of plan victims "
+         "(bench/evaluator.py --archs compares them)",
+         {"ci": (), "*": (Block(("none",)),)},
+         notebook="08_victims", trainer="standard", recipe={"amp": "off"}),
     Plan("partial_poisoning", "Only a share of the training images protected",
          {"ci": (Block(("fuse",)),), "cpu": (Block(("fuse",)),),
           "*": (Block(("em", "ar", "fuse"), poison_ratios=(0.2, 0.5, 0.8, 0.9, 1.0)),)},

@@ -28,22 +28,28 @@ from . import transfer
 # on a fixed class-balanced 2,000 of the test images and the last epoch on all of them (the
 # fast recipe's curve_images: the final accuracy is the same, the evaluation costs a fifth);
 # cpu keeps testing every epoch on all 10,000, the protocol its shipped records were made with.
+#
+# The paper's networks (the standard and vit trainers) at cpu and full: the paper's recipe with
+# its cosine schedule compressed to 15 epochs (the papers train 60-200), the curve on 2,000 test
+# images; the ``victims_long`` plan checks this schedule against 60 epochs.
+_SHORT = dict(epochs=15, curve_images=2000)
 SCALES = {
     "smoke": dict(n_train=1000, n_test=500,
                   fast=dict(epochs=8, batch_size=128, model_kwargs={"widths": (16, 32, 64)}),
-                  standard=dict(epochs=1)),
+                  standard=dict(epochs=1), vit=dict(epochs=1)),
     "ci": dict(n_train=5000, n_test=2000,
                fast=dict(epochs=8, model_kwargs={"widths": (32, 64, 128)}),
-               standard=dict(epochs=2)),
+               standard=dict(epochs=2), vit=dict(epochs=2)),
     "cpu": dict(n_train=10000, n_test=10000,
                 fast=dict(epochs=10, model_kwargs={"widths": (48, 96, 192)}),
-                standard=dict(epochs=10)),
+                standard=_SHORT, vit=_SHORT),
     "full": dict(n_train=50000, n_test=10000,
                  fast=dict(epochs=10, model_kwargs={"widths": (48, 96, 192)}, curve_images=2000),
-                 standard=dict(epochs=10)),
+                 standard=_SHORT, vit=_SHORT),
     "paper": dict(n_train=None, n_test=None,
                   fast=dict(epochs=15, curve_images=2000),
-                  standard=dict(epochs=60)),
+                  standard=dict(epochs=60, curve_images=2000),
+                  vit=dict(epochs=200, curve_images=2000)),
 }
 
 # the fields of a run's config that its protection's fit depends on (the fit cache's key)
@@ -77,7 +83,8 @@ def recipe_config(r: Recipe) -> dict:
     rec = asdict(r)
     off = {"cutout": 0, "mix": "none", "adv": "none", "ueraser": 0,
            "curve_images": 0,  # the evaluation protocol too: records before it keep their keys
-           "crop_scale": 0.0}  # and the random resized crop (Imagenette)
+           "crop_scale": 0.0,  # and the random resized crop (Imagenette)
+           "optimizer": "sgd"}  # and the optimiser (AdamW for ViTs)
     if rec["mix"] == "none":
         rec.pop("mix_alpha")
     if rec["adv"] == "none":

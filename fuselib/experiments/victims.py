@@ -1,0 +1,68 @@
+"""The attacker's network: every victim's runs of the victims plans as one summary.
+
+The same protections meet several classifiers trained from scratch: fastnet by the fast recipe
+(plan ``main_table``, the network every other table uses), ResNet-18 by the paper's recipe
+(plan ``victims``, with seeds), VGG-11, DenseNet-121 and ResNet-50 by the same recipe
+(``victims_vgg11``, ``victims_densenet121``, ``victims_resnet50``) and a ViT by AdamW with
+warm-up and cosine (``victims_vit``).
+:func:`summary` reads what is measured (nothing is trained) and reduces the seeds of each cell
+to mean, standard deviation and peak, so a notebook or a report draws one figure from it::
+
+    df = fuselib.experiments.victims.summary("cpu")
+"""
+from __future__ import annotations
+
+from . import names
+from . import plans as _plans
+
+# victim plans, in the order a figure shows them; main_table gives fastnet as the reference
+PLANS = ("main_table", "victims", *(f"victims_{a}" for a in _plans.VICTIM_ARCHS), "victims_vit")
+NETWORKS = {**{a: names.arch(a) for a in ("resnet18", *_plans.VICTIM_ARCHS, "vit")},
+            "fastnet": "fastnet (fast recipe)"}
+NETWORKS = {"fastnet": NETWORKS.pop("fastnet"), **NETWORKS}
+PROTECTIONS = _plans.VICTIM_PROTECTIONS
+FILTERS = _plans.VICTIM_FILTERS
+COLUMNS = ["victim", "protection", "countermeasure", "mean", "std", "peak", "seeds", "seconds"]
+
+
+def summary(scale: str):
+    """One row per victim × protection × filter measured at ``scale`` (accuracies in percent;
+    ``std`` is NaN for one seed; ``peak`` is the mean over seeds of the peak over epochs)."""
+    import pandas as pd
+
+    rows = []
+    for name in PLANS:
+        df = _plans.get(name).run(scale, cached_only=True)
+        if df.empty:
+            continue
+        df = df[df.protection.isin(PROTECTIONS) & df.countermeasure.isin(FILTERS)]
+        for (arch, p, c), g in df.groupby(["arch", "protection", "countermeasure"]):
+            rows.append({"victim": NETWORKS.get(arch, arch), "protection": p,
+                         "countermeasure": c, "mean": 100 * g.accuracy.mean(),
+                         "std": 100 * g.accuracy.std() if len(g) > 1 else float("nan"),
+                         "peak": 100 * g.peak_accuracy.mean(), "seeds": len(g),
+                         "seconds": float(g.seconds.sum())})
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    order = {v: i for i, v in enumerate(NETWORKS.values())}
+    out["_v"] = out.victim.map(lambda v: order.get(v, len(order)))
+    out["_p"] = out.protection.map(PROTECTIONS.index)
+    out["_c"] = out.countermeasure.map(FILTERS.index)
+    return out.sort_values(["_v", "_c", "_p"]).drop(columns=["_v", "_p", "_c"]).reset_index(
+        drop=True)
+
+
+def figure_data(df) -> tuple:
+    """``(categories, values, errors)`` for :func:`fuselib.plots.bars`: one category per
+    victim and filter, one bar per protection (by its display name)."""
+    cats = list(dict.fromkeys(f"{v} · {names.countermeasure(c)}"
+                              for v, c in zip(df.victim, df.countermeasure)))
+    values, errors = {}, {}
+    for p in PROTECTIONS:
+        sub = df[df.protection == p]
+        if sub.empty:
+            continue
+        at = {f"{v} · {names.countermeasure(c)}": (m, s)
+              for v, c, m, s in zip(sub.victim, sub.countermeasure, sub["mean"], sub["std"])}
+        values[names.protection(p)] = [at.get(k, (float("nan"),) * 2)[0] for k in cats]
+        errors[names.protection(p)] = [at.get(k, (float("nan"),) * 2)[1] for k in cats]
+    return cats, values, errors

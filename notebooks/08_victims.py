@@ -1,0 +1,117 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 08 · The attacker's network
+#
+# [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/fuselib/fuselib/HEAD?labpath=notebooks%2F08_victims.ipynb)
+# [![Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fuselib/fuselib/blob/main/notebooks/08_victims.ipynb)
+#
+# Every other notebook trains one victim: `fastnet`, a small network trained for 10 epochs by
+# the fast recipe. Whether an unlearnable example holds depends on the network and schedule
+# that learn from it, so the paper's claims are measured here on the paper's own networks:
+#
+# * **ResNet-18 by the paper's recipe** (SGD, lr 0.1, momentum 0.9, weight decay 5e-4, batch
+#   128, random crop and flip, cosine schedule; bf16 where the CPU has it) with the cosine
+#   compressed to 15 epochs at `cpu` scale — plan `victims`, three seeds;
+# * **VGG-11, DenseNet-121 and ResNet-50** by the same recipe (`victims_vgg11`,
+#   `victims_densenet121`, `victims_resnet50`) and a **ViT** by AdamW with warm-up and cosine
+#   (`victims_vit`), one seed;
+# * fastnet's runs of the same protections (plan `main_table`) as the reference.
+#
+# Nothing is trained here: a ResNet-18 run takes about half an hour on 2 CPU cores, so the
+# notebook reads the measured records (`fuselib grid --plan victims --scale cpu` trains them).
+
+# %%
+# Colab, or a kernel without fuselib: install the companion first (%pip into this kernel).
+import importlib.util
+
+if importlib.util.find_spec("fuselib") is None:
+    get_ipython().run_line_magic("pip", "install -q git+https://github.com/fuselib/fuselib")  # noqa: F821
+
+# %% tags=["parameters"]
+scale = "ci"       # "ci" (seconds on a CPU), "cpu" (minutes on a laptop), "full", "paper" (GPU)
+seed = 0
+data_root = None   # None: the default search ($FUSELIB_DATA, ../shared/data, the user cache)
+device = None      # None: CUDA when available, else the CPU
+
+# %%
+from IPython.display import Markdown, display
+
+from fuselib import experiments, notebook, plots
+from fuselib.experiments import victims
+
+env = notebook.setup(scale, seed, data_root, device)
+print(env)
+
+# the victims are trained at cpu scale and up; at a scale with none measured, show cpu's
+shown = scale
+summary = victims.summary(shown)
+if not (summary.victim != victims.NETWORKS["fastnet"]).any():
+    shown = "cpu"
+    summary = victims.summary(shown)
+    print(f"no victim but fastnet measured at scale {scale}: showing the records of scale cpu")
+for name in victims.PLANS[1:]:
+    plan = experiments.plans.get(name)
+    measured = plan.run(shown, cached_only=True)
+    print(f"{name}: {len(measured)} of {plan.size(shown)} runs measured at {shown} | "
+          f"{plan.command(shown)}")
+
+# %% [markdown]
+# ## ResNet-18, the paper's network
+# Final clean test accuracy, mean ± std over the measured seeds, with the peak over epochs in
+# brackets where it is higher (an attacker who stops early keeps the peak).
+
+# %%
+display(Markdown(experiments.plans.get("victims").markdown(shown)))
+
+# %% [markdown]
+# ## Every victim
+# One group of bars per network and filter; error bars are the standard deviation over seeds
+# where there are several. The dotted line is chance (10%).
+
+# %%
+cats, values, errors = victims.figure_data(summary)
+fig = plots.bars(values, cats, errors=errors, hline=10, hline_label="chance",
+                 title="Clean test accuracy by the attacker's network",
+                 ylabel="clean test accuracy (%)", scale=shown,
+                 yrange=(0, 100))
+fig.update_layout(width=1100, height=480)
+plots.save(fig, f"08_victims_{scale}")
+fig
+
+# %%
+summary.round(2)
+
+# %% [markdown]
+# ## What survives a change of victim
+# Each line compares one finding of the fastnet tables with the paper's network, from the
+# records above (blank where a cell is not measured yet).
+
+# %%
+def cell(victim, protection, countermeasure):
+    row = summary[(summary.victim == victim) & (summary.protection == protection)
+                  & (summary.countermeasure == countermeasure)]
+    if row.empty:
+        return "not measured"
+    r = row.iloc[0]
+    std = "" if r["std"] != r["std"] else f" ± {r['std']:.2f}"
+    return f"{r['mean']:.2f}{std} ({r.seeds} seed{'s' if r.seeds > 1 else ''})"
+
+
+for victim in (victims.NETWORKS["fastnet"], victims.NETWORKS["resnet18"]):
+    print(victim)
+    for p in victims.PROTECTIONS:
+        print(f"  {p:5}", " | ".join(f"{c}: {cell(victim, p, c)}" for c in victims.FILTERS))

@@ -1,0 +1,86 @@
+"""The attacker's networks: every architecture under each trainer, the ViT recipe, bf16 on the
+paper's recipe, and the victims plans."""
+import pytest
+import torch
+
+from fuselib import models
+from fuselib import train as T
+from fuselib.experiments import plans
+from fuselib.experiments.scales import build_config
+
+
+@pytest.fixture
+def one_thread():
+    """One thread: these tiny batches only pay for a second thread's synchronisation."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize("arch, trainer", [(a, t) for a in models.names()
+                                           for t in ("fast", "standard")] + [("vit", "vit")])
+def test_every_architecture_trains_under_both_recipes(arch, trainer, one_thread):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.arange(16) % 10
+    r = T.train(x, y, x[:8], y[:8], trainer, arch=arch, epochs=1, batch_size=8, seed=0,
+                device="cpu", model_kwargs={}, tta=False)
+    assert r["recipe"]["arch"] == arch and len(r["curve"]) == 1
+    assert 0.0 <= r["accuracy"] <= 1.0 and r["train_accuracy"][0] >= 0.0
+    assert all(torch.isfinite(p).all() for p in r["model"].parameters())
+
+
+def test_the_papers_recipe_uses_bf16_where_the_cpu_has_it():
+    std = T.get_recipe("standard")
+    assert std.amp == "auto" and std.channels_last
+    assert T.autocast(torch.device("cpu"), "off").fast_dtype == torch.bfloat16  # the dtype ...
+    assert not T.autocast(torch.device("cpu"), "off")._enabled  # ... but off when told
+    assert T.autocast(torch.device("cpu"), "auto")._enabled == T.bf16_ok(torch.device("cpu"))
+
+
+def test_the_optimizer_enters_a_config_only_when_it_is_not_sgd():
+    fast, _, _ = build_config("none", "none", trainer="fast", scale="cpu")
+    std, _, _ = build_config("none", "none", trainer="standard", scale="cpu")
+    vit, _, _ = build_config("none", "none", trainer="vit", scale="cpu")
+    assert "optimizer" not in fast["recipe"] and "optimizer" not in std["recipe"]
+    assert vit["recipe"]["optimizer"] == "adamw"
+    # the short schedule of the paper's networks at cpu scale, the curve on 2,000 test images
+    assert std["recipe"]["epochs"] == 15 and std["recipe"]["curve_images"] == 2000
+    assert std["recipe"]["schedule"] == "cosine" and std["recipe"]["amp"] == "auto"
+    off, _, _ = build_config("none", "none", trainer="standard", scale="cpu",
+                             recipe={"amp": "off"})
+    assert off["recipe"]["amp"] == "off" and off != std
+
+
+def test_the_vit_recipe_is_adamw_with_warmup_then_cosine():
+    r = T.get_recipe("vit", epochs=10)
+    model = models.get("vit", 10)
+    opt = T.make_optimizer(model, r)
+    assert isinstance(opt, torch.optim.AdamW)
+    assert opt.defaults["lr"] == r.lr == 1e-3 and opt.defaults["betas"][0] == r.momentum
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] == 0.05 for p in g["params"]}
+    assert id(model.cls) not in decayed and id(model.pos) not in decayed
+    assert id(model.head.weight) in decayed and id(model.norm.weight) not in decayed
+    total = 1000
+    f = [T.lr_factor(r, s, total) for s in range(total)]
+    up = int(r.warmup * total)
+    assert f[0] == pytest.approx(1 / up) and f[up - 1] == pytest.approx(1.0)
+    assert all(a < b for a, b in zip(f[:up - 1], f[1:up]))            # rising
+    assert all(a >= b for a, b in zip(f[up:-1], f[up + 1:]))         # then falling
+    assert f[-1] < 1e-4
+    # the standard recipe keeps its cosine without a warm-up
+    s = T.get_recipe("standard")
+    assert T.lr_factor(s, 0, total) == 1.0
+    assert isinstance(T.make_optimizer(models.get("resnet18"), s), torch.optim.SGD)
+    with pytest.raises(ValueError, match="optimizer"):
+        T.get_recipe("vit", optimizer="adam")
+
+
+def test_victims_plans_name_their_trainer():
+    assert plans.get("victims")._common({})["trainer"] == "standard"
+    assert plans.get("victims_vit")._common({})["trainer"] == "vit"
+    assert plans.get("victims")._common({"trainer": "fast"})["trainer"] == "fast"
+    assert "trainer" not in plans.get("main_table")._common({})
+    assert plans.get("victims").size("cpu") == 45
+    assert plans.get("victims_long")._common({})["recipe"] == {"epochs": 60}
