@@ -586,6 +586,18 @@ def image_size(name: str) -> int:
     return _size_of(name, None)
 
 
+
+def count(name: str = "cifar10", split: str = "test", root=None) -> int:
+    """How many images a split holds, without decoding a folder dataset (its file listing;
+    an array dataset is read at its own small size): for checking, before a split is loaded
+    at a large size, that it fits in memory."""
+    base, _ = parse_name(name)
+    spec = _spec(base)
+    split = spec.get("aliases", {}).get(split, split)
+    if _is_folder(base):
+        return len(_image_files(find(base, root), split))
+    return int(load(base, split, root)[1].shape[0])
+
 def load(name: str = "cifar10", split: str = "train", root=None, download: bool = False,
          verify_files: bool = True, label_mode: str = "fine", size: Optional[int] = None):
     """Load a dataset split as ``(images uint8 (N,3,H,W), labels int64 (N,))``.

@@ -449,8 +449,10 @@ def test_evaluate_folder_at_a_huge_size_is_refused_before_loading(tmp_path, monk
         (tmp_path / "f" / f"c{i % 10}" / f"{i}.png").write_bytes(png)
     monkeypatch.setattr(folders.data, "load_folder", lambda *a, **k: pytest.fail("loaded"))
     monkeypatch.setattr(folders.data, "classes", lambda *a, **k: [f"c{i}" for i in range(10)])
-    assert cli.main(["evaluate-folder", str(tmp_path / "f"), "--size", "4000"]) == 2
-    assert "100 images at --size 4000 take 4.5 GiB" in one_error_line(capsys)
+    monkeypatch.setattr(folders.data, "count", lambda *a, **k: 300)  # the test split's size
+    assert cli.main(["evaluate-folder", str(tmp_path / "f"), "--size", "2000"]) == 2
+    assert "100 training and 300 test images at --size 2000 take 4.5 GiB" \
+        in one_error_line(capsys)
 
 
 def test_grid_list_without_a_plan_is_refused(capsys, monkeypatch):

@@ -182,7 +182,8 @@ def prepare(poisoned, labels=None, clean=None, test: str = "cifar10", plan: str 
         raise poisons.PoisonError(f"{poisoned}: images of {h}×{w}; the test sets are square")
     base, _ = data.parse_name(test)
     test_name = base if data.parse_name(f"{base}:{h}")[1] is None else f"{base}:{h}"
-    limits.size(f"the test set {test_name}", _test_bytes(h, w), "at the images' size")
+    limits.size(f"the test set {test_name}", data.count(base, "test", data_root) * 3 * h * w,
+                "at the images' size")
     data.info(test_name, data_root)  # every file of the test set verified now
     a = Audit(Path(poisoned), images, y, raw.format, digest(images, y), test_name, specs, scale,
               int(seed), float(eps), Path("."), warnings, epochs=epochs, recipe=recipe,
@@ -210,12 +211,6 @@ def prepare(poisoned, labels=None, clean=None, test: str = "cifar10", plan: str 
     a.out = check_out(out if out is not None else Path("results") / "audits" / a.digest[:12],
                       a.inputs)
     return a
-
-
-def _test_bytes(h: int, w: int, n: int = 10_000) -> int:
-    """Bytes of a test split of about ``n`` images (CIFAR's 10,000; Imagenette's val split
-    has fewer) once resized to ``h×w`` (uint8 RGB): checked before the split is loaded."""
-    return n * 3 * h * w
 
 
 def check_out(out, inputs=()) -> Path:

@@ -54,15 +54,19 @@ def folder_config(train_digest: str, n_images: int, test_key: str, countermeasur
             "recipe": recipe_config(recipe), "scale": scale, "seed": int(seed)}
 
 
-def check_folder_size(folder, size: int, limit: int = MAX_BYTES) -> None:
-    """The images under ``folder`` resized to ``size``×``size`` (uint8 RGB, all held at once)
-    fit in ``limit`` bytes; counted from the file names, before any image is read."""
+def check_folder_size(folder, size: int, test: str, data_root=None,
+                      limit: int = MAX_BYTES) -> None:
+    """The images under ``folder`` and the test split of ``test``, resized to
+    ``size``×``size`` (uint8 RGB, each set held at once), fit in ``limit`` bytes; counted from
+    the file names (:func:`.data.count`), before any image is read."""
     n = sum(1 for f in Path(folder).rglob("*")
             if f.suffix.lower() in data.IMAGE_EXTENSIONS and f.is_file())
-    need = n * 3 * size * size
+    m = data.count(test, "test", data_root)
+    need = (n + m) * 3 * size * size
     if need > limit:
-        raise TooLarge(f"{folder}: {n} images at --size {size} take {need / 2**30:,.1f} GiB "
-                       f"held at once, above {limit / 2**30:,.0f} GiB; give a smaller --size")
+        raise TooLarge(f"{folder}: {n} training and {m} test images at --size {size} take "
+                       f"{need / 2**30:,.1f} GiB held at once, above {limit / 2**30:,.0f} GiB; "
+                       "give a smaller --size")
 
 
 def evaluate_folder(train_dir, test: str = "imagenette", size: int = 64,
@@ -79,7 +83,7 @@ def evaluate_folder(train_dir, test: str = "imagenette", size: int = 64,
                          "takes data filters (lowpass, jpeg, ...) only")
     test_name = f"{test}:{size}"
     classes = data.classes(test, data_root)  # fails early, naming the dataset, when it is absent
-    check_folder_size(train_dir, size)
+    check_folder_size(train_dir, size, test, data_root)
     folder = data.load_folder(train_dir, size=size)
     if folder.classes != list(classes):
         raise ValueError(f"{train_dir}: class folders {folder.classes[:3]}... are not the classes "
