@@ -79,7 +79,8 @@ file is to be written, are refused. A non-empty output folder is refused unless 
 (``--resume``: files whose manifest row, source hash, protection hash and output hash all match
 are kept, the rest are written) or ``overwrite=True`` (``--overwrite``: the files the earlier
 run's manifest lists, and the manifest, are removed first); both refuse a folder holding files
-that no earlier run wrote. ``OUTPUT_DIR/protect-run.json`` records what shaped the outputs (the
+that no earlier run wrote, or an output whose bytes (SHA-256) are none that a run wrote there
+(edited since: it is neither replaced nor removed). ``OUTPUT_DIR/protect-run.json`` records what shaped the outputs (the
 class list, the checkpoint's SHA-256 or the training settings, the working size): a
 ``--resume`` that differs in any of them is refused, naming each difference (a class folder
 added since would shift every class index). One process at a time writes an output folder:
@@ -583,11 +584,11 @@ def check_paths(src: Path, dst: Path, save_protection=None) -> Tuple[Path, Path]
     return src_r, dst_r
 
 
-def read_manifest(dst: Path) -> Dict[str, dict]:
-    """Rows of an earlier run (manifest, then its journal: a later row of a file wins), by
-    input file, names unescaped (:func:`.utils.unescape_name`); ``{}`` if none. A journal
-    line cut short by a kill reads with missing or truncated fields: its file is not kept."""
-    rows: Dict[str, dict] = {}
+def _all_rows(dst: Path) -> List[dict]:
+    """Every row of an earlier run's manifest, then of its journal, in order, names
+    unescaped (:func:`.utils.unescape_name`). A journal line cut short by a kill reads with
+    missing or truncated fields."""
+    out = []
     for name in (MANIFEST, JOURNAL):
         f = dst / name
         if f.is_file() and not f.is_symlink():
@@ -598,8 +599,24 @@ def read_manifest(dst: Path) -> Dict[str, dict]:
                             r = {k: v or "" for k, v in r.items() if k in FIELDS}
                             for k in ("file", "output", "class"):
                                 r[k] = unescape_name(r.get(k, ""))
-                            rows[r["file"]] = r
-    return rows
+                            out.append(r)
+    return out
+
+
+def read_manifest(dst: Path) -> Dict[str, dict]:
+    """Rows of an earlier run by input file (a later row of a file wins: the journal's over
+    the manifest's); ``{}`` if none. A row cut short by a kill matches no file: not kept."""
+    return {r["file"]: r for r in _all_rows(dst)}
+
+
+def written_outputs(dst: Path) -> Dict[str, set]:
+    """Every output path an earlier run wrote into ``dst``, with the SHA-256 of each version
+    it wrote there (manifest and journal, every row): what may be replaced or removed."""
+    known: Dict[str, set] = {}
+    for r in _all_rows(dst):
+        if r["output"] and r.get("output_sha256"):
+            known.setdefault(r["output"], set()).add(r["output_sha256"])
+    return known
 
 
 def csv_row(row: dict) -> dict:
@@ -619,9 +636,11 @@ def _output_files(dst: Path) -> List[Path]:
 
 def check_output(dst: Path, src_r: Path, resume: bool, overwrite: bool):
     """Decide what may happen in ``dst``: returns ``(earlier rows, files of ours to remove on
-    --overwrite)``; raises when the folder holds anything an earlier run did not write."""
+    --overwrite, {output: its SHA-256 now})``; raises when the folder holds anything an
+    earlier run did not write, or an output whose bytes are none that a run wrote there (it
+    is not replaced or removed: a user may have edited it)."""
     if not dst.is_dir():
-        return {}, []
+        return {}, [], {}
     files = _output_files(dst)
     for rel in files:
         p = dst / rel
@@ -629,13 +648,13 @@ def check_output(dst: Path, src_r: Path, resume: bool, overwrite: bool):
             raise ProtectError(f"output folder {dst} holds {rel}, a symlink into the input "
                                f"{src_r}; writing there would overwrite originals: remove it")
     if not files:
-        return {}, []
+        return {}, [], {}
     if not (resume or overwrite):
         raise ProtectError(f"output folder {dst} is not empty ({len(files)} files): pass "
                            "--resume to finish an earlier run, --overwrite to replace what "
                            "it wrote, or choose an empty folder")
-    rows = read_manifest(dst)
-    ours = {MANIFEST, JOURNAL, RECORD} | {r["output"] for r in rows.values() if r.get("output")}
+    rows, known = read_manifest(dst), written_outputs(dst)
+    ours = {MANIFEST, JOURNAL, RECORD} | set(known)
     foreign = [r for r in files if r.as_posix() not in ours and not _TMP.match(r.name)]
     symlinks = [r for r in files if (dst / r).is_symlink()]
     if foreign or symlinks:
@@ -643,7 +662,14 @@ def check_output(dst: Path, src_r: Path, resume: bool, overwrite: bool):
         raise ProtectError(f"output folder {dst} holds files no earlier `fuselib protect` run "
                            f"wrote ({shown}{', ...' if len(foreign) > 3 else ''}); remove them "
                            "or choose another folder")
-    return rows, files
+    hashes = {r.as_posix(): file_sha256(dst / r) for r in files if r.as_posix() in known}
+    changed = [k for k, h in hashes.items() if h not in known[k]]
+    if changed:
+        raise ProtectError(f"output folder {dst} holds {len(changed)} output(s) changed since "
+                           f"a run wrote them ({', '.join(changed[:3])}"
+                           f"{', ...' if len(changed) > 3 else ''}); they are not replaced or "
+                           "removed: move them away (or delete them) and rerun")
+    return rows, files, hashes
 
 
 def clear_output(dst: Path, files: List[Path], everything: bool) -> None:
@@ -694,7 +720,9 @@ def write_atomic(target: Path, payload: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
-        os.replace(tmp, target)
+            fh.flush()
+            os.fsync(fh.fileno())  # its bytes on disk before its name: a power cut leaves
+        os.replace(tmp, target)    # the old file or the whole new one, never an empty one
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -748,9 +776,11 @@ def _row(e: Entry, status: str, **kw) -> dict:
     return row
 
 
-def _can_keep(prev: Optional[dict], e: Entry, dst: Path, source: str, pid: str) -> bool:
+def _can_keep(prev: Optional[dict], e: Entry, dst: Path, source: str, pid: str,
+              hashes: Optional[Dict[str, str]] = None) -> bool:
     """An earlier run's output of ``e`` that is complete and made from this source with this
-    protection (manifest row, source hash, protection hash and output hash all match)."""
+    protection (manifest row, source hash, protection hash and output hash all match);
+    ``hashes``: output hashes already computed (:func:`check_output`)."""
     if not prev or not prev.get("status", "").startswith("ok"):
         return False
     if (prev.get("output"), prev.get("source_sha256"), prev.get("protection")) != (
@@ -759,7 +789,8 @@ def _can_keep(prev: Optional[dict], e: Entry, dst: Path, source: str, pid: str) 
     target = dst / e.output
     if target.is_symlink() or not target.is_file():
         return False
-    return file_sha256(target) == prev.get("output_sha256")
+    known = (hashes or {}).get(e.output.as_posix())
+    return (known or file_sha256(target)) == prev.get("output_sha256")
 
 
 def _train(src: Path, entries: List[Entry], p, size: int, progress,
@@ -817,7 +848,7 @@ class _Run:
     """One pass over the input: read, perturb, check, journal, write — one image at a time."""
 
     def __init__(self, src_r, dst_r, entries, deltas, eps, previous, progress,
-                 max_pixels: int = MAX_PIXELS):
+                 max_pixels: int = MAX_PIXELS, hashes: Optional[Dict[str, str]] = None):
         self.src, self.dst, self.entries = src_r, dst_r, entries
         self.deltas, self.budget = deltas, int(round(eps * 255))
         self.pid = protection_id(deltas, eps)
@@ -825,6 +856,7 @@ class _Run:
         self.rows: Dict[str, dict] = {}
         self.written = self.kept = 0
         self.journal: Optional[_Journal] = None
+        self.hashes = hashes or {}   # output hashes computed while checking the folder
 
     def one(self, e: Entry) -> dict:
         """Process one entry; returns its manifest row. The input is read in a stream (hash,
@@ -842,7 +874,7 @@ class _Run:
             except OSError as ex:
                 return _row(e, f"skipped: unreadable ({ex.strerror or type(ex).__name__})")
             prev = self.previous.get(e.key)
-            if _can_keep(prev, e, self.dst, source, self.pid):
+            if _can_keep(prev, e, self.dst, source, self.pid, self.hashes):
                 self.kept += 1
                 return {k: prev.get(k) or "" for k in FIELDS}
             try:
@@ -1001,7 +1033,7 @@ def protect_folder(input_dir, output_dir, checkpoint=None, size: Optional[int] =
     record = run_record(classes, checkpoint, size, seed, fuse_settings,
                         int(p.deltas.shape[-1]) if checkpoint is not None else None)
     with output_lock(dst_r, "output folder"):
-        previous, ours = check_output(Path(output_dir), src_r, resume, overwrite)
+        previous, ours, hashes = check_output(Path(output_dir), src_r, resume, overwrite)
         if resume:
             check_record(dst_r, record, previous)
 
@@ -1018,7 +1050,8 @@ def protect_folder(input_dir, output_dir, checkpoint=None, size: Optional[int] =
             previous = {} if overwrite else previous
         dst_r.mkdir(parents=True, exist_ok=True)
         write_record(dst_r, record)
-        run = _Run(src_r, dst_r, entries, deltas, p.eps, previous, progress, max_pixels)
+        run = _Run(src_r, dst_r, entries, deltas, p.eps, previous, progress, max_pixels,
+                   {} if overwrite else hashes)
         manifest = _write_all(run)
     return summary(run, manifest, deltas, classes, warns, p)
 

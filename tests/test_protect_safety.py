@@ -512,14 +512,21 @@ def test_resume_after_a_kill_uses_the_journal(tmp_path, ckpt, monkeypatch):
 
 def test_resume_rewrites_what_changed(tmp_path, ckpt):
     """``--resume`` keeps only outputs whose source, protection and output hashes match: a
-    tampered output and a changed input are written again; another protection is refused on
-    --resume (--overwrite rewrites all); the output of a removed input is listed as stale,
-    and ``--overwrite`` removes it."""
+    changed input is written again; an output changed since it was written (a user's edit)
+    is neither replaced nor removed: refused, naming it, until it is moved away; another
+    protection is refused on --resume (--overwrite rewrites all); the output of a removed
+    input is listed as stale, and ``--overwrite`` removes it."""
     src = two_classes(tmp_path / "in")
     out = tmp_path / "out"
     protect_folder(src, out, checkpoint=ckpt)
     (out / "cats" / "img0.png").write_bytes(b"tampered")
     save(src / "dogs" / "img1.png", photo(40, 48, seed=99))
+    for flags in ({"resume": True}, {"overwrite": True}):
+        with pytest.raises(ProtectError, match=r"1 output\(s\) changed since a run wrote "
+                                               r"them \(cats/img0.png\)"):
+            protect_folder(src, out, checkpoint=ckpt, **flags)
+    assert (out / "cats" / "img0.png").read_bytes() == b"tampered"
+    (out / "cats" / "img0.png").unlink()
     s = protect_folder(src, out, checkpoint=ckpt, resume=True)
     assert (s["written"], s["resumed"]) == (2, 2)
     assert rgb(out / "cats" / "img0.png").shape == (40, 48, 3)
