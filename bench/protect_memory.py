@@ -1,4 +1,4 @@
-"""Peak memory of ``fuselib protect`` against the number of photos it protects (issue 25: one
+"""Peak memory of ``fuselib protect`` against the number of photos it protects (it protects one
 image at a time, so the peak must not grow with the count).
 
 Writes ``--counts`` folders of 1024×768 photo-like JPEGs (10 classes; gradients and mild noise,
@@ -8,7 +8,7 @@ same FUSE protection file (``--checkpoint``; by default a seeded, untrained 10-c
 (VmHWM, the whole process, imports included), its growth over the RSS after a two-photo warm-up
 in the same process, seconds and photos per second, with ratios to the first count:
 
-    python bench/protect_memory.py --counts 300 3000        # the issue's measurement
+    python bench/protect_memory.py --counts 300 3000        # the shipped log's measurement
     python bench/protect_memory.py --counts 20 60           # a quick check
 
 With ``--large WxH ...`` it measures instead the peak of protecting one large photo (a

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -55,7 +55,7 @@ print(list(VARIANTS), FILTERS, "|", PLAN.command(scale))
 
 # %% [markdown]
 # At `cpu` scale every variant is measured at 3 seeds (the fit's and the classifier's seed both
-# varied), for the paper's reading and for the low-pass-rehearsal variant of the FUSE-fix issue
+# varied), for the paper's reading and for FUSE with low-pass rehearsal
 # (`fuse:rsm_lowpass=0.5`): a cell reads mean ± std over seeds, final (peak). The notebook's
 # `seed` parameter is ignored here; the plan's seeds are the table.
 
@@ -90,7 +90,7 @@ fig
 # %% [markdown]
 # ## Why FUSE leaks under strong low-pass filters
 # Random Spectral Masking removes bands up to 0.5 wide, so the strongest low-pass it rehearses
-# is cutoff 0.5. The plan `fuse_leads` tests the first lead of the FUSE-fix issue: wider bands,
+# is cutoff 0.5. The plan `fuse_leads` tests ways to rehearse stronger ones: wider bands,
 # and RSM draws that are low-pass filters themselves (`rsm_lowpass`). At ci scale it shows only
 # what is already measured (nothing is fitted for it in the test suite).
 

@@ -65,16 +65,13 @@ class Cell:
         return statistics.stdev(self.finals) if len(self.finals) > 1 else 0.0
 
     @property
-    def peak(self) -> float:
-        return statistics.mean(self.peaks)
+    def peak(self) -> "Cell":
+        """The peaks over epochs as a cell of their own."""
+        return Cell(self.peaks, self.peaks)
 
-    @property
-    def peak_std(self) -> float:
-        return statistics.stdev(self.peaks) if len(self.peaks) > 1 else 0.0
-
-    def text(self, peak: bool = False) -> str:
-        m, s = (self.peak, self.peak_std) if peak else (self.mean, self.std)
-        return f"{m:.2f}% ± {s:.2f}" if len(self.finals) > 1 else f"{m:.2f}% (one seed)"
+    def text(self) -> str:
+        return (f"{self.mean:.2f}% ± {self.std:.2f}" if len(self.finals) > 1
+                else f"{self.mean:.2f}% (one seed)")
 
 
 def cells(df) -> dict:
@@ -329,7 +326,7 @@ def claim3(read) -> Verdict:
         c, x, clean = w
         held += near_chance(x, clean)
         numbers.append(f"Imagenette 64 px: {names.countermeasure(c)} {x.text()} "
-                       f"(clean data {clean.text()}; {ev.where})")
+                       f"(clean data {clean.text()}; {ev.where}, {_victim(ev)})")
     else:
         numbers.append("Imagenette: not measured")
     numbers.append("CIFAR-100, SVHN: not measured")
@@ -381,7 +378,7 @@ def claim5(read) -> Verdict:
         ok = near_chance(x, clean)
         held += ok
         numbers.append(f"{way}: FUSE {x.text()} unfiltered (clean data {clean.text()}; "
-                       f"{ev.where})")
+                       f"{ev.where}, {_victim(ev)})")
     return _make(5, _verdict(held, parts) if any(e.measured for e in evs) else "not measured",
                  "; ".join(numbers), *evs)
 
@@ -392,11 +389,11 @@ def claim6(read) -> Verdict:
     got = [(c, ev.get("fuse", c)) for c in filters if ev.get("fuse", c) is not None]
     if not got:
         return _make(6, "not measured", "", ev)
-    low = [c for c, x in got if x.peak - CHANCE <= NEAR_CHANCE]
-    c, x = max(got, key=lambda t: t[1].peak)
+    low = [c for c, x in got if x.peak.mean - CHANCE <= NEAR_CHANCE]
+    c, x = max(got, key=lambda t: t[1].peak.mean)
     return _make(6, _verdict(len(low), len(got)),
                  f"FUSE's peak over the epochs is near chance under {len(low)} of {len(got)} "
-                 f"filters; the highest: {x.text(peak=True)} under {names.countermeasure(c)} "
+                 f"filters; the highest: {x.peak.text()} under {names.countermeasure(c)} "
                  f"(it ends at {x.text()}) · {ev.where}, {_victim(ev)}", ev)
 
 

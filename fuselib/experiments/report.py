@@ -362,6 +362,32 @@ def seeded_block(name: str, scale: str) -> str:
                 f"{len(seeded)} of {plan.size(scale)} runs", f"{len(seeded)} runs") + "\n")
 
 
+def undone_block(name: str, scale: str) -> str:
+    """Which of a plan's countermeasures undo each protection (:func:`.claims.undone`: within
+    a stated number of points of clean data under the same countermeasure), in a line."""
+    from . import claims, names, plans
+
+    plan = plans.get(name)
+    df = measured_frame(plan, scale)
+    if df.empty:
+        return f"(nothing measured yet: `{plan.command(scale)}`)\n"
+    cells = claims.cells(df)
+    cms = [c for c in plan.countermeasures(scale) if c not in ("none", "early_stop")]
+    parts = []
+    for p in (p for p in plan.protections(scale) if p != "none"):
+        judged = [c for c in cms if (p, c) in {k[:2] for k in cells}
+                  and ("none", c) in {k[:2] for k in cells}]
+        get = {k[:2]: v for k, v in cells.items()}
+        yes = [c for c in judged if claims.undone(get[(p, c)], get[("none", c)])]
+        parts.append(f"{len(yes)} of {len(judged)} undo {names.protection(p)}"
+                     + (f" ({', '.join(names.countermeasure(c) for c in yes)})" if yes else ""))
+    seeds = sorted(set(df.seed))
+    return (f"**Undone** (within {claims.UNDONE:g} points of clean data under the same "
+            f"countermeasure), of the {len(cms)} countermeasures of plan `{name}` at `{scale}` "
+            f"({'one seed' if len(seeds) == 1 else f'{len(seeds)} seeds'}): "
+            + "; ".join(parts) + ".\n")
+
+
 def lowband_block(scale: str) -> str:
     """Each prior method's share of perturbation energy in the lowest third of the radial DCT
     frequency, in a sentence (plan ``prior_profiles``): where the methods put their signal."""
@@ -392,6 +418,8 @@ def render(what: str) -> str:
         return scorecard_block()
     if words[0] == "finding" and len(words) == 2:
         return finding_block(words[1])
+    if words[0] == "undone" and len(words) == 3:
+        return undone_block(words[1], words[2])
     if words[0] == "lowband" and len(words) == 2:
         return lowband_block(words[1])
     if words[0] == "seeded" and len(words) == 3:

@@ -1,0 +1,44 @@
+"""The claims' verdicts follow their rules: from records made up here, not the shipped ones."""
+from functools import partial
+
+import pandas as pd
+
+from fuselib.experiments import claims
+
+JPEG = "jpeg:10+lowpass:0.25"
+
+
+def frame_of(rows, at="full"):
+    """A ``frame(plan, scale)`` that knows ``rows`` (protection, countermeasure, seed, final %)
+    for plan ``main_table`` at scale ``at`` and nothing else."""
+    df = pd.DataFrame([{"protection": p, "countermeasure": c, "arch": "fastnet", "seed": s,
+                        "accuracy": a / 100, "peak_accuracy": a / 100} for p, c, s, a in rows])
+
+    def frame(plan, scale):
+        return df if plan.name == "main_table" and scale == at else df.iloc[0:0]
+    return partial(claims.evidence, frame=frame)
+
+
+def test_near_chance_under_jpeg_then_lowpass_holds_or_not():
+    clean = [("none", JPEG, s, 74 + s / 10) for s in range(3)]
+    held = claims.claim4(frame_of(clean + [("fuse", JPEG, s, 12 + s) for s in range(3)]))
+    assert held.verdict == "holds" and "13.00% ± 1.00" in held.numbers, held
+    assert "`full`, 3 seeds" in held.numbers and not held.partial
+    lost = claims.claim4(frame_of(clean + [("fuse", JPEG, s, 62 + s) for s in range(3)]))
+    assert lost.verdict == "does not hold"
+
+
+def test_missing_runs_say_how_much_is_measured():
+    part = claims.claim4(frame_of([("none", JPEG, 0, 74.0), ("fuse", JPEG, 0, 12.0)]))
+    assert part.partial == "measured in part: 2 of 6 runs" and "one seed" in part.numbers
+    assert claims.claim4(frame_of([])).verdict == "not measured"
+    assert claims.evidence("no_such_plan", frame=None).measured == 0
+
+
+def test_a_gap_within_the_spread_is_no_difference():
+    wide = claims.Cell((10.0, 20.0, 30.0), (10.0, 20.0, 30.0))
+    narrow = claims.Cell((35.0, 35.5, 36.0), (35.0, 35.5, 36.0))
+    assert not claims.below(wide, narrow)  # 15 points apart, std 10
+    assert claims.below(claims.Cell((20.0, 20.5, 21.0), ()), narrow)
+    assert claims.near_chance(claims.Cell((19.0,), ()), None)
+    assert not claims.near_chance(claims.Cell((21.0,), ()), None)
