@@ -954,12 +954,15 @@ def run_record(classes: List[str], checkpoint, size: Optional[int], seed, fuse_s
                          **{k: v for k, v in sorted(fuse_settings.items())}}}
 
 
-def _show(value) -> str:
+def _show(key: str, value) -> str:
+    if value is None:
+        return {"checkpoint_sha256": "none (trained on the spot)",
+                "training": "none (a checkpoint)"}.get(key, "none")
     if isinstance(value, list):
         return ", ".join(map(str, value)) or "none"
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items())
-    return "none (trained on the spot)" if value is None else str(value)
+    return str(value)
 
 
 def check_record(dst: Path, record: dict, previous: dict) -> None:
@@ -980,8 +983,9 @@ def check_record(dst: Path, record: dict, previous: dict) -> None:
                            "again")
     names = {"classes": "class folders", "checkpoint_sha256": "checkpoint (SHA-256)",
              "size": "--size", "training": "training settings"}
-    diffs = [f"{names[k]}: earlier {_show(old.get(k))}; now {_show(record[k])}"
-             for k in names if old.get(k) != record[k]]
+    now = json.loads(json.dumps(record, default=str))  # as it would read back
+    diffs = [f"{names[k]}: earlier {_show(k, old.get(k))}; now {_show(k, now[k])}"
+             for k in names if old.get(k) != now[k]]
     if diffs:
         raise ProtectError(f"--resume: {dst} was made with other settings ("
                            + "; ".join(diffs) + "); resume with the same ones, or pass "

@@ -506,3 +506,25 @@ def test_a_locker_killed_before_linking_leaves_nothing_that_blocks(tmp_path):
     with output_lock(tmp_path / "out") as lock:
         assert json.loads(lock.read_text())["pid"] == os.getpid() and not left.exists()
     assert not lock.exists()
+
+
+def test_resume_with_a_checkpoint_after_training_on_the_spot_is_refused(tmp_path, ckpt,
+                                                                       monkeypatch):
+    """A run trained on the spot, resumed with a checkpoint (or other training settings):
+    refused, naming the checkpoint and the training settings that differ. (The fit itself
+    is replaced by zero patterns: what is recorded is the point, not what is learned.)"""
+    def fit(src, entries, p, size, *a):
+        p.deltas, p.fitted = torch.zeros(2, 3, size, size), True
+
+    monkeypatch.setattr(P, "_train", fit)
+    src = two_classes(tmp_path / "in", n=1, size=(16, 16))
+    out = tmp_path / "out"
+    protect_folder(src, out, size=16, epochs=1, batch_size=4)
+    with pytest.raises(ProtectError, match=r"checkpoint \(SHA-256\): earlier none \(trained on "
+                                           r"the spot\); now \w+; training settings: earlier "
+                                           r"seed=0, batch_size=4, epochs=1; now none \(a "
+                                           r"checkpoint\)"):
+        protect_folder(src, out, checkpoint=ckpt, resume=True)
+    with pytest.raises(ProtectError, match=r"training settings: earlier seed=0, batch_size=4, "
+                                           r"epochs=1; now seed=0, batch_size=4, epochs=2\)"):
+        protect_folder(src, out, size=16, epochs=2, batch_size=4, resume=True)
