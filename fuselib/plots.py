@@ -17,9 +17,34 @@ from plotly.subplots import make_subplots
 
 from .utils import atomic_write
 
+# one palette for every figure, and no colour twice in one figure (:func:`colours`)
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39",
-           "#7b4173", "#3182bd"]
+           "#7b4173", "#3182bd", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
+           "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5", "#e7ba52"]
+
+
+def colours(n: int) -> list:
+    """``n`` colours of :data:`PALETTE`, each once; more series than colours is an error, not a
+    colour used twice."""
+    if n > len(PALETTE):
+        raise ValueError(f"{n} series in one figure, {len(PALETTE)} colours: split the figure")
+    return PALETTE[:n]
+
+
+def _guide(fig, title: str, hline, hline_label) -> None:
+    """The dotted guide line at ``hline``; a title that mentions chance gets its chance line
+    (read from the title, e.g. "chance: 10%", where ``hline`` is not given)."""
+    import re
+
+    if hline is None and "chance" in str(title).lower():
+        m = re.search(r"chance\W*(\d+(?:\.\d+)?)\s*%", str(title), re.I)
+        if m is None:
+            raise ValueError(f"title {title!r} mentions chance: pass hline=<the chance level>")
+        hline, hline_label = float(m.group(1)), hline_label or "chance"
+    if hline is not None:
+        fig.add_hline(y=hline, line_dash="dot", line_color="gray",
+                      annotation_text=hline_label or "")
 
 
 def figures_dir() -> Path:
@@ -46,15 +71,13 @@ def lines(series: dict, x=None, title="", xlabel="", ylabel="", scale=None, mark
           yrange=None, hline=None, hline_label=None) -> go.Figure:
     """One line per entry of ``series`` (name -> y values, or name -> (x, y))."""
     fig = go.Figure()
-    for i, (name, ys) in enumerate(series.items()):
+    for colour, (name, ys) in zip(colours(len(series)), series.items()):
         xs, ys = ys if isinstance(ys, tuple) else (x if x is not None else
                                                    list(range(1, len(ys) + 1)), ys)
         fig.add_trace(go.Scatter(x=list(xs), y=list(ys), name=str(name),
                                  mode="lines+markers" if markers else "lines",
-                                 line=dict(color=PALETTE[i % len(PALETTE)])))
-    if hline is not None:
-        fig.add_hline(y=hline, line_dash="dot", line_color="gray",
-                      annotation_text=hline_label or "")
+                                 line=dict(color=colour)))
+    _guide(fig, title, hline, hline_label)
     fig.update_layout(title=_title(title, scale), xaxis_title=xlabel, yaxis_title=ylabel,
                       template="plotly_white", legend=dict(font=dict(size=10)))
     if yrange:
@@ -68,15 +91,13 @@ def bars(table: dict, categories, title="", ylabel="", scale=None, yrange=None, 
     names to error-bar half-lengths (a standard deviation over seeds; NaN: none drawn);
     ``hline`` a dotted guide line (chance, say)."""
     fig = go.Figure()
-    for i, (name, values) in enumerate(table.items()):
+    for colour, (name, values) in zip(colours(len(table)), table.items()):
         err = None
         if errors is not None and name in errors:
             err = dict(type="data", array=[float(e) for e in errors[name]], visible=True)
         fig.add_trace(go.Bar(x=list(categories), y=list(values), name=str(name),
-                             marker_color=PALETTE[i % len(PALETTE)], error_y=err))
-    if hline is not None:
-        fig.add_hline(y=hline, line_dash="dot", line_color="gray",
-                      annotation_text=hline_label or "")
+                             marker_color=colour, error_y=err))
+    _guide(fig, title, hline, hline_label)
     fig.update_layout(title=_title(title, scale), yaxis_title=ylabel, barmode="group",
                       template="plotly_white")
     if yrange:
@@ -238,7 +259,8 @@ def to_matplotlib(fig: go.Figure):
             axes[("x", "y")].axhline(shape.y0, ls=":", color="gray")
     for ax in axes.values():
         if ax.get_legend_handles_labels()[0] and len(fig.data) > 1:
-            ax.legend(fontsize=7, loc="best")
+            # beside the axes, never over the data (savefig's tight box keeps it in)
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     for ann in layout.annotations or ():  # subplot titles
         if ann.xref == "paper" and ann.yref == "paper" and ann.text:
             mfig.text(0.08 + 0.82 * ann.x, 0.1 + 0.76 * ann.y + 0.01, _plain(ann.text),
@@ -298,7 +320,7 @@ def audit_figure(report: dict, path) -> Path:
                        ha="right", fontsize=8)
     ax.set_ylabel("clean test accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.01), ncol=3, borderaxespad=0)
     if prof:
         bx = axes[0][1]
         names = ["low", "mid", "high"] if len(prof["fractions"]) == 3 else [
@@ -311,8 +333,8 @@ def audit_figure(report: dict, path) -> Path:
         bx.set_xticks(bxs)
         bx.set_xticklabels(names)
         bx.set_ylabel("share of the energy (%)")
-        bx.set_title("DCT radial bands", fontsize=9)
-        bx.legend(fontsize=7)
+        bx.legend(fontsize=7, title="DCT radial bands", title_fontsize=8, loc="lower left",
+                  bbox_to_anchor=(0, 1.01), borderaxespad=0)
     d = report["distance"]
     over = (f"; {d['n_over']} of {report['n']} images over the L∞ budget "
             f"{d['budget_levels']}/255" if d else "")
