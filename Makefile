@@ -7,7 +7,7 @@ TORCH  ?= torch==2.14.1 torchvision==0.29.1
 SCALE  ?= ci
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install bench reproduce verify screenshots notebooks results clean
+.PHONY: demo test install bench reproduce verify screenshots notebooks results book book-check book-screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,8 +63,34 @@ screenshots:
 	    --screenshot=results/screenshots/$$(basename $$f .html).png file://$$PWD/$$f 2>/dev/null || exit 1; \
 	done; ls results/screenshots/*_$(RSCALE).png | wc -l
 
+# the companion site (Jupyter Book 1.x, the docs extra; built offline): README, RESULTS.md, the
+# docs and the notebooks, executed where make reproduce left them in results/notebooks/cpu/, else
+# as committed (not executed), staged by docs/book.py into docs/_build/src/ and built into
+# docs/_build/html/ (open docs/_build/html/index.html; plotly figures work offline)
+$(BIN)/.docs: $(BIN)/.installed pyproject.toml
+	$(BIN)/pip install --quiet -e ".[docs]"
+	touch $@
+
+BOOK := $(BIN)/jupyter-book build docs/_build/src --path-output docs --quiet --keep-going
+book: $(BIN)/.docs
+	$(BIN)/python docs/book.py stage
+	$(BOOK)
+
+# CI's check of the site: built afresh from the committed notebooks with every Sphinx warning an
+# error (a broken cross-reference or anchor among them), then every relative href/src and
+# #fragment of the built pages resolved (docs/book.py check; offline, external links not fetched)
+book-check: $(BIN)/.docs
+	$(BIN)/python docs/book.py stage --committed
+	$(BOOK) --all --warningiserror
+	$(BIN)/python docs/book.py check
+
+# the built site's front page and its first notebook page with a plotly figure (drawn, or it
+# fails) in headless Chromium, into results/screenshots/book_*.png
+book-screenshots: $(BIN)/.installed
+	$(BIN)/python docs/book.py screenshots
+
 bench: $(BIN)/.installed
 	$(BIN)/python bench/evaluator.py --scale $(SCALE)
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache docs/_build
