@@ -528,3 +528,18 @@ def test_resume_with_a_checkpoint_after_training_on_the_spot_is_refused(tmp_path
     with pytest.raises(ProtectError, match=r"training settings: earlier seed=0, batch_size=4, "
                                            r"epochs=1; now seed=0, batch_size=4, epochs=2\)"):
         protect_folder(src, out, size=16, epochs=2, batch_size=4, resume=True)
+
+
+def test_audit_into_an_empty_working_directory_keeps_that_folder(tmp_path, monkeypatch):
+    """``--out .`` in an empty folder: the report's files are moved into it (the folder is
+    not replaced, so a shell standing in it still stands in it); report first, so a folder
+    left half-filled is still provably the audit's."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    inode = here.stat().st_ino
+    audit.write(_report(), ".")
+    assert here.stat().st_ino == inode and (here / "audit.md").is_file()
+    (here / "audit.md").unlink()  # as if stopped halfway: the list is there, a file is not
+    audit.write(_report(), ".")
+    assert {p.name for p in here.iterdir()} == {"accuracy.csv", "audit.md", "audit.json"}

@@ -483,7 +483,11 @@ def _replace(tmp: Path, out: Path) -> None:
     if not out.exists():
         tmp.rename(out)
         return
-    ours = report_files(out) if any(out.iterdir()) else {}
+    if not any(out.iterdir()):  # an empty folder (the working directory, say) stays itself:
+        for f in sorted(tmp.iterdir(), key=lambda f: f.name != REPORT):  # the list goes first,
+            f.rename(out / f.name)  # so a folder left half-filled is still provably ours
+        return
+    ours = report_files(out)
     old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old", dir=out.parent))
     old.rmdir()
     out.rename(old)
