@@ -361,6 +361,32 @@ def cmd_audit(args):
           + (", distances.csv" if a.per_image else "") + ", audit.json")
 
 
+def cmd_detect(args):
+    """Is this data unlearnable? Shortcut detection without a clean reference."""
+    from .experiments import detect
+
+    if args.calibrate:
+        if args.data is not None:
+            raise ValueError("--calibrate takes no DATA (it scores clean subsets)")
+        table = detect.calibrate(data_root=args.data_root)
+        print(f"wrote {detect.write_calibration(table)}")
+        return
+    if args.data is None:
+        raise ValueError("give DATA (a data file or folder, or a protection spec) or --calibrate")
+    if args.out is not None:
+        detect.check_out(args.out)
+    images, labels, source, warns = detect.load_source(
+        args.data, args.labels, args.scale, args.seed, args.dataset, args.data_root)
+    for w in warns:
+        print(f"fuselib: warning: {w}", file=sys.stderr)
+    detect.check_data(images, labels)
+    report = detect.detect(images, labels, args.seed)
+    print(detect.markdown(report, source), end="")
+    if args.out is not None:
+        out = detect.write(report, args.out, labels, source)
+        print(f"wrote {out}/detect.md, per_image.csv, detect.json")
+
+
 def cmd_protect_proof(args):
     """``fuselib protect`` on Imagenette's train split, then evaluate-folder on it and on the
     clean copy (fuselib.experiments.folders.protect_proof)."""
@@ -855,6 +881,29 @@ def main(argv=None):
                    help=f"the most pixels of one image (default {poisons.MAX_PIXELS:,})")
     p.add_argument("--no-cache", **no_cache)
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("detect",
+                       help="is this data unlearnable? linear and two-layer training accuracy "
+                            "against clean data of the same size, and a score per image")
+    p.add_argument("data", nargs="?", default=None,
+                   help="the data: any format audit reads (a folder of class folders, "
+                        "images.npy + labels.npy, data.pt, data_batch_*), or a protection spec "
+                        "whose protected training set at --scale is scored")
+    p.add_argument("--labels", default=None, help="a labels file for arrays without their own")
+    p.add_argument("--scale", **{**scale, "default": "cpu",
+                                 "help": "a protection spec's training subset: "
+                                         + ", ".join(SCALES) + " (default cpu)"})
+    p.add_argument("--dataset", default="cifar10",
+                   help="the dataset a protection spec protects (default cifar10)")
+    p.add_argument("--seed", type=_seed, default=0,
+                   help="seed of the detection models (and of a protection's fit; default 0)")
+    p.add_argument("--out", default=None,
+                   help="a folder for detect.md, per_image.csv (a score per image) and "
+                        "detect.json")
+    p.add_argument("--calibrate", action="store_true",
+                   help="re-measure clean data's scores (CIFAR-10 and Imagenette subsets) and "
+                        "rewrite fuselib/experiments/detect_calibration.py")
+    p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("grid", help="protections x countermeasures (or a named plan) -> "
                                     "accuracy table")

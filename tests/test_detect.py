@@ -1,0 +1,122 @@
+"""Shortcut detection (fuselib.experiments.detect, `fuselib detect`): a class-wise pattern is
+flagged and clean data is not, planted poisons rank first per image, bad input fails in one line
+before any work."""
+import csv
+import json
+
+import pytest
+import torch
+
+from fuselib import poisons
+from fuselib.cli import main
+from fuselib.experiments import detect as D
+
+N = 600  # small sets: a detection takes about a second
+
+
+@pytest.fixture(scope="module")
+def clean():
+    import fuselib
+
+    x, y = fuselib.data.load("cifar10", "test")
+    return fuselib.data.subset(x, y, N, 0)
+
+
+def classwise(x, y, mask=None, seed=0):
+    """A random ±8/255 pattern per class added to the images where ``mask`` (all by default)."""
+    pattern = (torch.randint(0, 2, (10, *x.shape[1:]), generator=torch.Generator().manual_seed(
+        seed)) * 16 - 8)
+    out = (x.int() + pattern[y]).clamp(0, 255).to(torch.uint8)
+    if mask is not None:
+        out = torch.where(mask.view(-1, 1, 1, 1), out, x)
+    return out
+
+
+def test_classwise_pattern_flagged_clean_not(clean):
+    x, y = clean
+    ok = D.detect(x, y, seed=0)
+    bad = D.detect(classwise(x, y), y, seed=0)
+    assert not ok["flagged"] and bad["flagged"]
+    assert bad["accuracy"]["linear/none"] > 0.97
+    assert ok["score"] < D.FLAG_EXCESS < bad["score"]
+    assert {r["score"] for r in bad["rows"]} == {f"{m}/{v}" for m in D.MODELS for v in D.VIEWS}
+
+
+@pytest.mark.parametrize("ratio, least", [(0.2, 0.8), (0.5, 0.9)])
+def test_planted_poisons_rank_first(ratio, least):
+    import fuselib
+
+    x, y = fuselib.data.subset(*fuselib.data.load("cifar10", "test"), 2000, 1)
+    poisoned = D.flag_top(torch.rand(len(y), generator=torch.Generator().manual_seed(1)), ratio)
+    score = D.per_image(classwise(x, y, poisoned), y, seed=0)
+    auc = D.auc(score[poisoned], score[~poisoned])
+    precision, recall = D.precision_recall(D.flag_top(score, ratio), poisoned)
+    print(f"ratio {ratio}: auc {auc:.3f}, precision {precision:.3f}")
+    assert auc > least and precision > least - 0.1 and recall == precision  # k = poisons
+
+
+def test_auc_and_flags():
+    pos, neg = torch.tensor([3.0, 2.0, 2.0]), torch.tensor([2.0, 1.0])
+    brute = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / 6
+    assert D.auc(pos, neg) == pytest.approx(float(brute))
+    mask = D.flag_top(torch.tensor([0.1, 0.9, 0.5, 0.7]), 0.5)
+    assert mask.tolist() == [False, True, False, True]
+    assert D.precision_recall(mask, torch.tensor([False, True, True, False])) == (0.5, 0.5)
+
+
+def test_clean_accuracy_interpolates_in_log_size():
+    table = {32: {100: {"s": [0.8, 0.8]}, 10000: {"s": [0.4]}}}
+    assert D.clean_accuracy(32, 1000, "s", table) == pytest.approx(0.6)
+    assert D.clean_accuracy(32, 50, "s", table) == 0.8
+    assert D.clean_accuracy(32, 10 ** 6, "s", table) == 0.4
+    with pytest.raises(ValueError, match="no clean calibration at 64 px"):
+        D.clean_accuracy(64, 1000, "s", table)
+    # the shipped calibration covers every score at both resolutions
+    shipped = D.calibration()
+    assert set(shipped) == set(D.SIDES)
+    for by_n in shipped.values():
+        for scores in by_n.values():
+            assert set(scores) == {f"{m}/{v}" for m in D.MODELS for v in D.VIEWS}
+
+
+def test_bad_input_one_line_before_work(clean, tmp_path, capsys, monkeypatch):
+    x, y = clean
+    with pytest.raises(ValueError, match=f"at least {D.MIN_IMAGES} images"):
+        D.check_data(x[:10], y[:10])
+    with pytest.raises(ValueError, match="two classes"):
+        D.check_data(x, torch.zeros_like(y))
+    with pytest.raises(ValueError, match="square"):
+        D.check_data(x[..., :16], y)
+    monkeypatch.setattr(D, "fit", lambda *a, **k: pytest.fail("trained on bad input"))
+    for argv, message in [
+        (["detect", str(tmp_path / "nothing")], "neither a file or folder nor a protection"),
+        (["detect", "random", "--labels", "y.npy"], "--labels is for data files"),
+        (["detect"], "give DATA"),
+        (["detect", "random", "--calibrate"], "--calibrate takes no DATA"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    poisons.write(x[:50], y[:50], tmp_path / "few", "npy")
+    assert main(["detect", str(tmp_path / "few")]) == 2
+    assert f"at least {D.MIN_IMAGES} images" in capsys.readouterr().err
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("someone's file")
+    assert main(["detect", str(tmp_path / "few"), "--out", str(tmp_path / "full")]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_command_writes_report_and_per_image_csv(clean, tmp_path, capsys):
+    x, y = clean
+    src = poisons.write(classwise(x, y), y, tmp_path / "data", "npy")
+    before = sorted(p.name for p in src.iterdir())
+    out = tmp_path / "report"
+    assert main(["detect", str(src), "--out", str(out), "--seed", "1"]) == 0
+    assert "FLAGGED" in capsys.readouterr().out
+    assert sorted(p.name for p in src.iterdir()) == before  # the input is left alone
+    rows = list(csv.DictReader(open(out / "per_image.csv")))
+    assert len(rows) == N and set(rows[0]) == {"index", "label", "detect_score", "first_epoch"}
+    assert [int(r["label"]) for r in rows] == y.tolist()
+    report = json.loads((out / "detect.json").read_text())
+    assert report["flagged"] and report["seed"] == 1 and report["n"] == N
+    assert "| linear/none |" in (out / "detect.md").read_text()
