@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -94,7 +94,8 @@ runs = experiments.plans.get("quickstart").run(scale, seeds=[seed], device=env.d
 runs[["protection", "accuracy", "peak_accuracy", "peak_epoch", "seconds", "cached"]]
 
 # %%
-fig = plots.lines({r.protection: [100 * a for a in r.curve] for r in runs.itertuples()},
+fig = plots.lines({experiments.names.protection(r.protection): [100 * a for a in r.curve]
+                   for r in runs.itertuples()},
                   title="Clean test accuracy while training on clean vs FUSE-protected data",
                   xlabel="epoch", ylabel="test accuracy (%)", scale=scale, hline=10,
                   hline_label="chance")

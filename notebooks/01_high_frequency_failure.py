@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -73,7 +73,8 @@ prof = pd.DataFrame(profiles, index=["low", "mid", "high"]).T * 100
 prof.round(1)
 
 # %%
-fig = plots.bars({band: prof[band].tolist() for band in prof.columns}, list(prof.index),
+fig = plots.bars({band: prof[band].tolist() for band in prof.columns},
+                 [experiments.names.protection(m) for m in prof.index],
                  title="Energy of each method's perturbation by radial DCT band",
                  ylabel="% of perturbation energy", scale=scale)
 plots.save(fig, f"01_spectral_profiles_{scale}")
@@ -102,7 +103,8 @@ print(f"peak test accuracy over epochs (%) at scale {scale} (early stopping's vi
 peak.round(2)
 
 # %%
-fig = plots.lines({m: (list(acc.loc[m].dropna().index), acc.loc[m].dropna().tolist())
+fig = plots.lines({experiments.names.protection(m): (list(acc.loc[m].dropna().index),
+                                                     acc.loc[m].dropna().tolist())
                    for m in acc.index if acc.loc[m].notna().sum() > 1},  # the low-passed ones
                   title="Test accuracy after training on low-pass filtered data",
                   xlabel="low-pass cutoff (normalised radial DCT frequency; 1 = no filter)",

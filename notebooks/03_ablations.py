@@ -80,7 +80,8 @@ sep.drop(columns="protection").set_index("variant").round(2)
 # %%
 table = res.groupby(["variant", "countermeasure"]).accuracy.mean().unstack().loc[
     list(VARIANTS), FILTERS] * 100
-fig = plots.bars({c: table[c].tolist() for c in table.columns}, list(table.index),
+fig = plots.bars({experiments.names.countermeasure(c): table[c].tolist() for c in table.columns},
+                 list(table.index),
                  title="FUSE ablations: accuracy of a classifier trained on the protected data "
                        "(mean over seeds)",
                  ylabel="clean test accuracy (%)", scale=scale)

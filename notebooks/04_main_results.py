@@ -95,7 +95,8 @@ print(f"clean test accuracy (%), fast trainer, CIFAR-10, scale {scale}")
 table.round(2)
 
 # %%
-fig = plots.bars({c: table[c].tolist() for c in FILTERS}, PROTECTIONS,
+fig = plots.bars({MAIN.labels["countermeasure"][c]: table[c].tolist() for c in FILTERS},
+                 [MAIN.labels["protection"][p] for p in PROTECTIONS],
                  title="Accuracy after training on each protection, as published and filtered",
                  ylabel="clean test accuracy (%)", scale=scale)
 plots.save(fig, f"04_main_filters_{scale}")
@@ -122,7 +123,8 @@ print(f"final (peak) clean test accuracy (%) after low-pass at each cutoff (1.0 
 notebook.final_peak(by_cut, by_cut_peak)
 
 # %%
-fig = plots.lines({p: (list(by_cut.index), by_cut[p].tolist()) for p in SWEEP_FOR},
+fig = plots.lines({SWEEP.labels["protection"][p]: (list(by_cut.index), by_cut[p].tolist())
+                   for p in SWEEP_FOR},
                   title="Low-pass cutoff sweep: clean data, FUSE and the baseline",
                   xlabel="low-pass cutoff (normalised radial DCT frequency; 1 = no filter)",
                   ylabel="clean test accuracy (%)", scale=scale, hline=10, hline_label="chance")
@@ -197,7 +199,8 @@ for cm in [c for c in ("none", "lowpass:0.25") if c in measured_filters]:
                                 MAIN_TABLE.labels.get("protection"))
     epochs = [c for c in curves.columns if isinstance(c, int)]
     fig = plots.lines({p: (epochs, curves.loc[p, epochs].tolist()) for p in curves.index},
-                      title=f"Test accuracy after each epoch, {cm} (mean over seeds)",
+                      title=f"Test accuracy after each epoch, "
+                            f"{experiments.names.countermeasure(cm)} (mean over seeds)",
                       xlabel="epoch", ylabel="clean test accuracy (%)", scale=scale, hline=10,
                       hline_label="chance")
     plots.save(fig, f"04_curves_{cm.replace(':', '')}_{scale}")
@@ -216,7 +219,8 @@ if SUITE_FOR:
           + (f"; measured so far: {len(suite)} of {len(SUITE) * len(SUITE_FOR)} runs, blank = "
              "not measured" if scale in SUITE_PLAN.cached_only else ""))
     display(notebook.final_peak(wide))  # noqa: F821
-    fig = plots.bars({p: wide[p].tolist() for p in SUITE_FOR}, done,
+    fig = plots.bars({SUITE_PLAN.labels["protection"][p]: wide[p].tolist() for p in SUITE_FOR},
+                     [SUITE_PLAN.labels["countermeasure"][c] for c in done],
                      title="Accuracy under the countermeasure suite (no bar: not measured)",
                      ylabel="clean test accuracy (%)", scale=scale)
     plots.save(fig, f"04_suite_{scale}")

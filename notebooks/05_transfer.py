@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -91,7 +91,8 @@ print(f"clean test accuracy (%) vs the share of protected training images, scale
 partial.round(2)
 
 # %%
-fig = plots.lines({c: (list(partial.index), partial[c].tolist()) for c in partial.columns},
+fig = plots.lines({experiments.names.protection(c): (list(partial.index), partial[c].tolist())
+                   for c in partial.columns},
                   title="Partial poisoning", xlabel="share of training images protected",
                   ylabel="clean test accuracy (%)", scale=scale)
 plots.save(fig, f"05_partial_{scale}")

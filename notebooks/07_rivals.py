@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -87,7 +87,8 @@ print(f"final (peak) clean test accuracy (%) after low-pass at each cutoff (1.0 
 notebook.final_peak(acc, peak)
 
 # %%
-fig = plots.lines({p: (list(acc[p].dropna().index), acc[p].dropna().tolist()) for p in RIVALS},
+fig = plots.lines({experiments.names.protection(p): (list(acc[p].dropna().index),
+                                                     acc[p].dropna().tolist()) for p in RIVALS},
                   title="GUE, PUE and FUSE across low-pass cutoffs",
                   xlabel="low-pass cutoff (normalised radial DCT frequency; 1 = no filter)",
                   ylabel="clean test accuracy (%)", scale=scale, hline=10, hline_label="chance")
@@ -103,9 +104,10 @@ fig
 # %%
 for cm in ["none"] + (["lowpass:0.25"] if 0.25 in CUTOFFS else []):
     rows = sweep[sweep.countermeasure == cm].set_index("protection").loc[RIVALS]
-    curves = {p: [a * 100 for a in rows.loc[p, "curve"]] for p in RIVALS}
+    curves = {experiments.names.protection(p): [a * 100 for a in rows.loc[p, "curve"]]
+              for p in RIVALS}
     fig = plots.lines(curves, title=f"Clean test accuracy per epoch, training on protected data "
-                      f"({'no filter' if cm == 'none' else cm})", xlabel="epoch",
+                      f"({experiments.names.countermeasure(cm)})", xlabel="epoch",
                       ylabel="clean test accuracy (%)", scale=scale, hline=10,
                       hline_label="chance")
     plots.save(fig, f"07_rivals_curves_{cm.replace(':', '')}_{scale}")
@@ -140,7 +142,8 @@ cert.round(2)
 
 # %%
 fig = plots.bars({"trained": cert["accuracy, all test (%)"].tolist(),
-                  "certified bound": cert["certified bound (%)"].tolist()}, CERTIFY,
+                  "certified bound": cert["certified bound (%)"].tolist()},
+                 [experiments.names.protection(p) for p in CERTIFY],
                  title="Certified learnability of each protection's training data",
                  ylabel="clean test accuracy (%)", scale=scale)
 plots.save(fig, f"07_certified_{scale}")
