@@ -466,7 +466,7 @@ def _read_cached(f: Path, files: List[str], size: int):
 @contextlib.contextmanager
 def _one_thread():
     """torch on one thread for a loop of tiny per-image ops: waking a thread pool for each
-    49k-element copy costs more than the copy (20x slower on 2 busy cores, measured)."""
+    49k-element copy costs more than the copy (many times slower on busy cores)."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -63,12 +63,10 @@ the resolution the images will be used at, and if they will be used much smaller
 resize the photos to about that size before protecting them.
 
 Training length follows the working size (:func:`default_epochs`): 10 FUSE epochs up to 32 px
-(the CIFAR-10 setting), 20 above. Measured on Imagenette at 64 px (RESULTS.md, plan
-``imagenette`` and ``fuselib protect-proof``): the 10-epoch fit stops on a loss plateau (the
-surrogate still learns the protected data's high band at chance) and leaves 27-28% clean val
-accuracy to an attacker (clean data: 79%); fitted for 20 epochs it falls past the plateau and
-leaves 10-22% (three fits). Larger working sizes (128 px and up) were not measured; give
-``epochs`` (``--epochs``) there.
+(the CIFAR-10 setting), 20 above: at 64 px the 10-epoch fit stops on a loss plateau (the
+surrogate still learns the protected data's high band at chance), which a 20-epoch fit gets
+past (RESULTS.md measures both: plan ``imagenette`` and ``fuselib protect-proof``). Larger
+working sizes (128 px and up) are not measured; give ``epochs`` (``--epochs``) there.
 
 Safety: what is never done
 --------------------------
