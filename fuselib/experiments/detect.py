@@ -160,11 +160,12 @@ def fit(x: torch.Tensor, labels: torch.Tensor, kind: str = "mlp", seed: int = 0,
 
 def scores(images, labels, seed: int = 0, with_images: bool = False) -> dict:
     """Training accuracy of each model in :data:`MODELS` on each view in :data:`VIEWS`:
-    ``{"accuracy": {"linear/none": ..., ...}, "seconds", "n", "side"}``; with ``with_images``
+    ``{"accuracy": {"linear/none": ..., ...}, "seconds", "cpu_seconds" (of this process, all
+    threads), "threads", "n", "side"}``; with ``with_images``
     also ``"confidence"`` (the per-image score, :func:`per_image`) and ``"first_epoch"`` (the
     first epoch whose training pass classified the image right)."""
     images, labels = check_data(images, labels)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     acc, out = {}, {}
     for view in VIEWS:
         x = features(images, view)
@@ -174,6 +175,7 @@ def scores(images, labels, seed: int = 0, with_images: bool = False) -> dict:
         r = fit(features(images, PER_IMAGE_VIEW), labels, "linear", seed)
         out = {"confidence": r["confidence"], "first_epoch": r["first_epoch"]}
     return {"accuracy": acc, **out, "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - c0, "threads": torch.get_num_threads(),
             "n": int(images.shape[0]), "side": detection_side(images.shape[-1])}
 
 
@@ -356,7 +358,8 @@ def markdown(report: dict, source: str) -> str:
     word = "FLAGGED: a shortcut is fitted" if report["flagged"] else "not flagged"
     lines = [f"## Detection: {word}", "",
              f"{source}: {report['n']} images scored at {report['side']} px, seed "
-             f"{report['seed']}, {report['seconds']:.1f} s. Training accuracy after "
+             f"{report['seed']}, {report['seconds']:.1f} s ({report['cpu_seconds']:.1f} s of CPU "
+             f"time on {report['threads']} threads). Training accuracy after "
              f"{report['schedule']['epochs']} epochs (Adam, batch "
              f"{report['schedule']['batch_size']}) beside clean data of the same size; excess "
              f"0 = clean, 1 = a perfect fit, flagged over {report['flag_excess']}.", "",
