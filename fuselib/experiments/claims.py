@@ -25,6 +25,9 @@ import statistics
 from dataclasses import dataclass, field
 
 from . import names
+from .victims import PLANS as _VICTIM_PLANS
+
+VICTIM_PLANS = _VICTIM_PLANS[1:]  # the paper's networks (main_table is fastnet's)
 
 CHANCE = 10.0        # percent: ten classes
 NEAR_CHANCE = 10.0   # points above chance that still count as near chance
@@ -194,6 +197,7 @@ class Verdict:
     section: str               # RESULTS.md section heading
     notebook: str              # notebooks/<name>.py
     partial: str = ""          # "measured in part: N of M runs", where so
+    detail: str = ""           # what RESULTS.md's finding adds (the methods on each side)
 
 
 CLAIMS = {
@@ -290,7 +294,10 @@ def claim_filtered(n: int, read, countermeasure: str, test, word: str) -> Verdic
         p = pick(no)
         numbers += f"; not: {names.protection(p)} {ev.get(p, countermeasure).text()}"
     numbers += f" · {ev.where}, {_victim(ev)}"
-    return _make(n, _verdict(len(yes), len(judged)), numbers, ev)
+    v = _make(n, _verdict(len(yes), len(judged)), numbers, ev)
+    v.detail = (f"{word.capitalize()}: {', '.join(names.protection(p) for p in yes) or 'none'}; "
+                f"not: {', '.join(names.protection(p) for p in no) or 'none'}")
+    return v
 
 
 def _worst(ev: Evidence, protection: str, countermeasures, arch=None):
@@ -332,7 +339,7 @@ def claim3(read) -> Verdict:
     numbers.append("CIFAR-100, SVHN: not measured")
     # other networks
     arch_evs = [read(p, lambda p, c: p in ("none", "fuse"))
-                for p in ("victims", "victims_archs", "victims_vit")]
+                for p in VICTIM_PLANS]
     evs += arch_evs
     judged = []
     for ev in arch_evs:

@@ -337,7 +337,8 @@ def finding_block(claim: str) -> str:
     """One claim's verdict and numbers in a line: how its section of RESULTS.md opens."""
     v = next(v for v in verdicts() if v.claim == int(claim))
     numbers = v.numbers + (f" ({v.partial})" if v.partial else "")
-    return f"**Claim {v.claim} ({v.text}): {v.verdict}.** {numbers}.\n"
+    detail = f" {v.detail}." if v.detail else ""
+    return f"**Claim {v.claim} ({v.text}): {v.verdict}.** {numbers}.{detail}\n"
 
 
 def seeded_block(name: str, scale: str) -> str:
