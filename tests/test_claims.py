@@ -42,3 +42,20 @@ def test_a_gap_within_the_spread_is_no_difference():
     assert claims.below(claims.Cell((20.0, 20.5, 21.0), ()), narrow)
     assert claims.near_chance(claims.Cell((19.0,), ()), None)
     assert not claims.near_chance(claims.Cell((21.0,), ()), None)
+
+
+def test_networks_are_read_from_the_victims_plans():
+    """Claim 3 reads the paper's networks where their records are; nothing: not measured."""
+    rows = [("none", "none", "resnet18", s, 90.0 + s) for s in range(3)]
+    rows += [("fuse", "none", "resnet18", s, 10.0 + s) for s in range(3)]
+    df = pd.DataFrame([{"protection": p, "countermeasure": c, "arch": a, "seed": s,
+                        "accuracy": v / 100, "peak_accuracy": v / 100} for p, c, a, s, v in rows])
+
+    def frame(plan, scale):
+        return df if plan.name == "victims" and scale == "cpu" else df.iloc[0:0]
+    v = claims.claim3(partial(claims.evidence, frame=frame))
+    assert "ResNet-18 no filter 11.00% ± 1.00" in v.numbers, v.numbers
+    assert v.verdict == "holds in part" and "CIFAR-10: not measured" in v.numbers
+    assert v.partial.startswith("measured in part: 6 of ")
+    nothing = claims.claim3(partial(claims.evidence, frame=lambda plan, scale: df.iloc[0:0]))
+    assert nothing.verdict == "not measured"
