@@ -80,3 +80,141 @@ def final_peak(final, peak=None, digits: int = 2):
     return pd.DataFrame([[cell(f, p) for f, p in zip(fr, pr)]
                          for fr, pr in zip(final.to_numpy(), peak.to_numpy())],
                         index=final.index, columns=final.columns)
+
+
+# --------------------------------------------------------------------------- what a notebook found
+def show(text: str) -> None:
+    """Show ``text`` as a Markdown output: the finding a result cell leads to, readable in the
+    executed notebook without running it."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
+
+
+def static(paths: dict) -> None:
+    """Show the PNG :func:`fuselib.plots.save` wrote (``paths`` is what it returned), so the
+    figure renders where JavaScript is off (GitHub's notebook view)."""
+    from IPython.display import Image, display
+
+    display(Image(filename=str(paths["png"])))
+
+
+def claim(n: int) -> str:
+    """Claim ``n``'s verdict and the numbers that decide it, from the shipped records at the
+    best scale measured (:mod:`fuselib.experiments.claims`, as in the README's scorecard)."""
+    from .experiments import claims, report
+
+    return claims.verdict(n, report.measured_frame).line()
+
+
+def best_evidence(plan, scales=("full", "cpu")) -> tuple:
+    """A plan's measured runs at the first of ``scales`` where any is recorded (nothing is
+    trained): ``(scale, frame, note)``; ``note`` says when it fell back, ``scale`` is None
+    where nothing is measured at all."""
+    for s in scales:
+        df = plan.run(s, cached_only=True) if plan.size(s) else None
+        if df is not None and len(df):
+            note = ("" if s == scales[0] else f"Nothing of `{plan.name}` is measured at "
+                    f"`{scales[0]}` scale yet: the figures show `{s}`.")
+            return s, df, note
+    return None, None, f"Nothing of `{plan.name}` is measured at {' or '.join(scales)} scale."
+
+
+def seeded(df, min_seeds: int = 2):
+    """The rows of ``df`` whose protection has at least ``min_seeds`` seeds."""
+    n = df.groupby("protection").seed.nunique()
+    return df[df.protection.map(n) >= min_seeds]
+
+
+def provenance(df) -> str:
+    """How many seeds and which victim a frame's cells read: ``3 seeds · victim fastnet``."""
+    from .experiments import names
+
+    n = df.groupby(["protection", "countermeasure"]).seed.nunique()
+    seeds = (f"{n.max()} seeds" if n.min() == n.max() else f"{n.min()}–{n.max()} seeds")
+    archs = sorted({names.arch(a if a == a else None) for a in df.get("arch", [None])})
+    return f"{'mean ± std over ' if n.max() > 1 else ''}{seeds} · victim {', '.join(archs)}"
+
+
+def seeded_bars(df, protections, countermeasures, title: str, scale: str, labels=None):
+    """Grouped bars of a frame's final accuracy (%): one bar per protection in its fixed colour
+    (:data:`fuselib.plots.METHOD_COLOURS`), one group per countermeasure, error bars one
+    standard deviation over seeds, chance dotted; the title gets the seeds and the victim."""
+    from . import plots
+    from .experiments import claims, names
+
+    cells = claims.cells(df)
+    get = {(p, c): x for (p, c, _), x in cells.items()}
+    ps = [p for p in protections if any((p, c) in get for c in countermeasures)]
+    cms = [c for c in countermeasures if any((p, c) in get for p in ps)]
+    name = (labels or {}).get
+    nan = float("nan")
+    values = {name(p) or names.protection(p): [get[(p, c)].mean if (p, c) in get else nan
+                                               for c in cms] for p in ps}
+    errors = {name(p) or names.protection(p): [get[(p, c)].std if (p, c) in get else nan
+                                               for c in cms] for p in ps}
+    fig = plots.bars(values, [names.countermeasure(c) for c in cms], errors=errors, keys=ps,
+                     title=f"{title} · {provenance(df)} (chance: {claims.CHANCE:g}%)",
+                     ylabel="clean test accuracy (%)", scale=scale, yrange=(0, 100))
+    fig.update_layout(width=1100, height=480)
+    return fig
+
+
+def curve_bands(df, countermeasure: str, protections, title: str, scale: str, labels=None):
+    """Test accuracy after each epoch under ``countermeasure``: each protection's mean over
+    seeds in its fixed colour, a band one standard deviation wide, chance dotted."""
+    from . import plots
+    from .experiments import claims, names
+
+    these = df[df.countermeasure == countermeasure]
+    series, bands, keys = {}, {}, []
+    name = (labels or {}).get
+    for p in protections:
+        g = these[these.protection == p]
+        if g.empty:
+            continue
+        length = max(len(c) for c in g.curve)
+        cs = np.array([c for c in g.curve if len(c) == length], dtype=float) * 100
+        mean, std = cs.mean(axis=0), cs.std(axis=0, ddof=1) if len(cs) > 1 else 0 * cs[0]
+        label = name(p) or names.protection(p)
+        epochs = list(range(1, length + 1))
+        series[label], keys = (epochs, mean.tolist()), keys + [p]
+        if len(cs) > 1:
+            bands[label] = ((mean - std).tolist(), (mean + std).tolist())
+    return plots.lines(series, keys=keys, bands=bands, hline=claims.CHANCE,
+                       hline_label="chance", scale=scale, xlabel="epoch",
+                       ylabel="clean test accuracy (%)",
+                       title=f"{title}, {names.countermeasure(countermeasure)} · "
+                             f"{provenance(these)}")
+
+
+def finding(df, protections=None, countermeasures=None, labels=None, scale=None) -> str:
+    """What a frame of runs shows, in the words of :mod:`fuselib.experiments.claims`: a line per
+    countermeasure with clean data's accuracy and each protection's, grouped by what the rules
+    call it (near chance, protects, in between, undone); mean ± std over seeds where several."""
+    from .experiments import claims, names
+
+    if df is None or df.empty:
+        return "Nothing measured here yet."
+    cells = claims.cells(df)
+    name = (labels or {}).get
+    cms = list(dict.fromkeys(countermeasures or df.countermeasure))
+    ps = [p for p in dict.fromkeys(protections or df.protection) if p != "none"]
+    lines = []
+    for c in cms:
+        here = {p: x for (p, cm, _), x in cells.items() if cm == c}
+        if not any(p in here for p in ps):
+            continue
+        clean = here.get("none")
+        groups = {w: [] for w in claims.WORDS}
+        for p in ps:
+            if p in here:
+                groups[claims.describe(here[p], clean)].append(
+                    f"{name(p) or names.protection(p)} {here[p].text()}")
+        head = f"clean data {clean.text()}" if clean else "clean data not measured"
+        lines.append(f"- **{names.countermeasure(c)}** ({head}): " + "; ".join(
+            f"*{w}*: {', '.join(g)}" for w, g in groups.items() if g))
+    where = f"`{scale}` scale, " if scale else ""
+    return (f"Final clean test accuracy ({where}{provenance(df)}; chance "
+            f"{claims.CHANCE:g}%), each protection called what the claims' rules call it "
+            f"against clean data under the same filter:\n\n" + "\n".join(lines))

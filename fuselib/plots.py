@@ -24,12 +24,53 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
            "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5", "#e7ba52"]
 
 
-def colours(n: int) -> list:
+# one colour per method, the same in every figure: a protection's spec -> a colour of PALETTE
+# (a variant of FUSE a shade of FUSE's red, clean data blue, the control gray); a series that is
+# no method here takes the first colour of PALETTE its figure does not use yet
+METHOD_COLOURS = {
+    "none": "#1f77b4", "fuse": "#d62728", "fuse:rsm_lowpass=0.5": "#ff9896",
+    "fuse:epochs=20": "#843c39", "fuse:fast=True": "#e7ba52", "fuse:rsm=False": "#f7b6d2",
+    "fuse:cbg=False": "#c49c94", "fuse:rsm=False,cbg=False": "#7b4173",
+    "random": "#7f7f7f", "ar": "#2ca02c", "em": "#ff7f0e",
+    "em:mode=sample": "#ffbb78", "em:mode=sample,pgd_steps=5,max_rounds=10": "#ffbb78",
+    "pue": "#9467bd", "pue:robust=True": "#c5b0d5", "gue": "#8c564b", "lsp": "#e377c2",
+    "ops": "#bcbd22", "cuda": "#17becf", "tap": "#393b79", "rem": "#637939", "dh": "#8c6d31",
+    "uc": "#aec7e8", f"uc:eps={16 / 255}": "#9edae5", "pil": "#98df8a", "vtg": "#dbdb8d",
+}
+
+
+def method_colour(key) -> str | None:
+    """The fixed colour of a method, by its spec (``"fuse"``; ``"fuse@cifar10"`` is FUSE's) or
+    its display name (``"FUSE"``, :mod:`fuselib.experiments.names`); None for anything else."""
+    from .experiments import names
+
+    key = str(key)
+    if key in METHOD_COLOURS:
+        return METHOD_COLOURS[key]
+    by_name = {names.protection(s): c for s, c in METHOD_COLOURS.items()}
+    if key in by_name:
+        return by_name[key]
+    base = key.partition("@")[0]
+    return METHOD_COLOURS.get(base) if base != key else None
+
+
+def colours(n: int, keys=None) -> list:
     """``n`` colours of :data:`PALETTE`, each once; more series than colours is an error, not a
-    colour used twice."""
+    colour used twice. ``keys`` (a spec or display name a series) gives each method its fixed
+    colour (:data:`METHOD_COLOURS`) where no earlier series of the figure took it."""
     if n > len(PALETTE):
         raise ValueError(f"{n} series in one figure, {len(PALETTE)} colours: split the figure")
-    return PALETTE[:n]
+    fixed = [method_colour(k) for k in keys] if keys is not None else [None] * n
+    out = []
+    for c in fixed:
+        out.append(c if c is not None and c not in out else None)
+    free = iter([c for c in PALETTE if c not in out])
+    return [c if c is not None else next(free) for c in out]
+
+
+def _rgba(colour: str, alpha: float) -> str:
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
 
 
 def _guide(fig, title: str, hline, hline_label) -> None:
@@ -68,12 +109,21 @@ def _plain(text) -> str:
 
 # --------------------------------------------------------------------------- builders
 def lines(series: dict, x=None, title="", xlabel="", ylabel="", scale=None, markers=True,
-          yrange=None, hline=None, hline_label=None) -> go.Figure:
-    """One line per entry of ``series`` (name -> y values, or name -> (x, y))."""
+          yrange=None, hline=None, hline_label=None, keys=None, bands=None) -> go.Figure:
+    """One line per entry of ``series`` (name -> y values, or name -> (x, y)); ``keys``: each
+    series' method spec, for its fixed colour (default: the names themselves); ``bands``: the
+    same names to ``(low, high)`` values drawn as a shaded band (mean ± std over seeds)."""
     fig = go.Figure()
-    for colour, (name, ys) in zip(colours(len(series)), series.items()):
+    keys = list(series) if keys is None else list(keys)
+    for colour, (name, ys) in zip(colours(len(series), keys), series.items()):
         xs, ys = ys if isinstance(ys, tuple) else (x if x is not None else
                                                    list(range(1, len(ys) + 1)), ys)
+        if bands is not None and name in bands:
+            lo, hi = (list(map(float, b)) for b in bands[name])
+            fig.add_trace(go.Scatter(x=list(xs) + list(xs)[::-1], y=hi + lo[::-1],
+                                     fill="toself", fillcolor=_rgba(colour, 0.18),
+                                     line=dict(width=0, color=colour), hoverinfo="skip",
+                                     showlegend=False, name=f"{name} ± std"))
         fig.add_trace(go.Scatter(x=list(xs), y=list(ys), name=str(name),
                                  mode="lines+markers" if markers else "lines",
                                  line=dict(color=colour)))
@@ -86,12 +136,14 @@ def lines(series: dict, x=None, title="", xlabel="", ylabel="", scale=None, mark
 
 
 def bars(table: dict, categories, title="", ylabel="", scale=None, yrange=None, errors=None,
-         hline=None, hline_label=None) -> go.Figure:
+         hline=None, hline_label=None, keys=None) -> go.Figure:
     """Grouped bars: ``table`` maps a group name to one value per category; ``errors`` the same
     names to error-bar half-lengths (a standard deviation over seeds; NaN: none drawn);
-    ``hline`` a dotted guide line (chance, say)."""
+    ``hline`` a dotted guide line (chance, say); ``keys`` each group's method spec, for its
+    fixed colour (default: the names themselves)."""
     fig = go.Figure()
-    for colour, (name, values) in zip(colours(len(table)), table.items()):
+    keys = list(table) if keys is None else list(keys)
+    for colour, (name, values) in zip(colours(len(table), keys), table.items()):
         err = None
         if errors is not None and name in errors:
             err = dict(type="data", array=[float(e) for e in errors[name]], visible=True)
@@ -225,7 +277,9 @@ def to_matplotlib(fig: go.Figure):
             t.set_fontsize(8)
             continue
         ax = _axes_for(mfig, layout, tr.xaxis or "x", tr.yaxis or "y", axes)
-        if tr.type == "scatter":
+        if tr.type == "scatter" and tr.fill == "toself":  # a band: mean ± std
+            ax.fill(list(tr.x), list(tr.y), color=tr.line.color, alpha=0.18, lw=0)
+        elif tr.type == "scatter":
             style = "-o" if tr.mode and "markers" in tr.mode else "-"
             color = tr.line.color if tr.line and tr.line.color else None
             ax.plot(list(tr.x), list(tr.y), style, label=tr.name, color=color, markersize=3)

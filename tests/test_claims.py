@@ -59,3 +59,27 @@ def test_networks_are_read_from_the_victims_plans():
     assert v.partial.startswith("measured in part: 6 of ")
     nothing = claims.claim3(partial(claims.evidence, frame=lambda plan, scale: df.iloc[0:0]))
     assert nothing.verdict == "not measured"
+
+
+def test_a_cell_is_called_what_the_rules_call_it():
+    clean = claims.Cell((80.0, 80.5, 79.5), (80.0,) * 3)
+    cell = lambda *xs: claims.Cell(xs, xs)  # noqa: E731
+    assert claims.describe(cell(11.0, 12.0, 13.0), clean) == "near chance"
+    assert claims.describe(cell(40.0, 41.0, 42.0), clean) == "protects"
+    assert claims.describe(cell(72.0, 73.0, 74.0), clean) == "undone"
+    assert claims.describe(cell(65.0, 66.0, 67.0), clean) == "in between"
+    assert claims.describe(cell(40.0), None) == "in between"
+
+
+def test_a_notebook_says_what_a_frame_shows():
+    from fuselib import notebook
+
+    rows = [(p, c, s, a + s) for p, a in (("none", 80), ("fuse", 11), ("ar", 75))
+            for c in ("none", "lowpass:0.25") for s in range(3)]
+    df = pd.DataFrame([{"protection": p, "countermeasure": c, "arch": None, "seed": s,
+                        "accuracy": a / 100, "peak_accuracy": a / 100} for p, c, s, a in rows])
+    text = notebook.finding(df, scale="full")
+    assert "`full` scale, mean ± std over 3 seeds · victim fastnet" in text
+    assert ("- **low-pass 0.25** (clean data 81.00% ± 1.00): *near chance*: FUSE 12.00% ± 1.00; "
+            "*undone*: AR 76.00% ± 1.00") in text
+    assert notebook.finding(df.iloc[:0]) == "Nothing measured here yet."

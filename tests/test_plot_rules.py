@@ -29,3 +29,25 @@ def test_legend_beside_the_axes():
     ax = mfig.axes[0]
     legend = ax.get_legend().get_window_extent()
     assert legend.x0 >= ax.get_window_extent().x1
+
+
+def test_a_method_has_one_colour_in_every_figure():
+    fuse = plots.METHOD_COLOURS["fuse"]
+    bars = plots.bars({"clean data": [80, 70], "FUSE": [10, 20]}, ["no filter", "low-pass 0.25"])
+    lines = plots.lines({"something else": [1, 2], "the paper's reading": [3, 4]},
+                        keys=[None, "fuse"])
+    assert bars.data[1].marker.color == fuse == lines.data[1].line.color
+    assert bars.data[0].marker.color == plots.METHOD_COLOURS["none"]
+    # FUSE made elsewhere is FUSE's colour, unless FUSE itself is in the figure
+    assert plots.colours(1, ["fuse@cifar10"]) == [fuse]
+    both = plots.colours(2, ["fuse", "fuse@cifar10"])
+    assert both[0] == fuse and both[1] != fuse
+    assert set(plots.METHOD_COLOURS.values()) <= set(plots.PALETTE)
+
+
+def test_a_band_is_drawn_beside_its_line():
+    fig = plots.lines({"FUSE": [10, 12, 11]}, bands={"FUSE": ([9, 10, 10], [11, 14, 12])},
+                      keys=["fuse"])
+    assert [tr.fill for tr in fig.data] == ["toself", None]
+    mfig = plots.to_matplotlib(fig)
+    assert len(mfig.axes[0].patches) == 1 and len(mfig.axes[0].lines) == 1

@@ -82,7 +82,8 @@ def cells(df) -> dict:
     out = {}
     if df is None or df.empty:
         return out
-    for (p, c, a), g in df.groupby(["protection", "countermeasure", "arch"], sort=False):
+    for (p, c, a), g in df.groupby(["protection", "countermeasure", "arch"], sort=False,
+                                   dropna=False):  # arch None: the scale's default
         out[(p, c, a)] = Cell(tuple(g.accuracy * 100), tuple(g.peak_accuracy * 100))
     return out
 
@@ -103,6 +104,22 @@ def protects(c: Cell, clean: Cell) -> bool:
 
 def undone(c: Cell, clean: Cell) -> bool:
     return clean.mean - c.mean <= UNDONE
+
+
+WORDS = ("near chance", "protects", "in between", "undone")  # :func:`describe`, best first
+
+
+def describe(c: Cell, clean: Cell | None) -> str:
+    """What the rules call a cell against clean data under the same filter: ``near chance``,
+    ``protects`` (but not near chance), ``undone``, or ``in between`` (neither); without a
+    clean cell only *near chance* can be judged, and anything else is ``in between``."""
+    if near_chance(c, clean):
+        return "near chance"
+    if clean is None:
+        return "in between"
+    if protects(c, clean):
+        return "protects"
+    return "undone" if undone(c, clean) else "in between"
 
 
 # --------------------------------------------------------------------------- evidence
@@ -198,6 +215,13 @@ class Verdict:
     notebook: str              # notebooks/<name>.py
     partial: str = ""          # "measured in part: N of M runs", where so
     detail: str = ""           # what RESULTS.md's finding adds (the methods on each side)
+
+    def line(self) -> str:
+        """The verdict and its numbers in a line of Markdown (how RESULTS.md opens the claim's
+        section, and what a notebook shows after the claim's result)."""
+        numbers = self.numbers + (f" ({self.partial})" if self.partial else "")
+        detail = f" {self.detail}." if self.detail else ""
+        return f"**Claim {self.claim} ({self.text}): {self.verdict}.** {numbers}.{detail}"
 
 
 CLAIMS = {
@@ -430,10 +454,18 @@ def verdicts(frame, index=None) -> list:
     """Every claim's :class:`Verdict`; ``frame(plan, scale)`` gives a plan's measured runs
     (e.g. :func:`fuselib.experiments.report.measured_frame`); ``index``: what is measured,
     coarsely (default :func:`measured_index`)."""
+    index = measured_index() if index is None else index
+    return [verdict(n, frame, index) for n in CLAIMS]
+
+
+def verdict(n: int, frame, index=None) -> Verdict:
+    """Claim ``n``'s :class:`Verdict` alone (a notebook judges the claim it shows; claims 3
+    and 5 read several plans and take longest)."""
     from functools import partial
 
     read = partial(evidence, frame=frame, index=measured_index() if index is None else index)
-    return [
-        claim_filtered(1, read, "lowpass:0.125", undone, "undone"),
-        claim_filtered(2, read, "highpass:0.25", protects, "still protecting"),
-        claim3(read), claim4(read), claim5(read), claim6(read), claim7(read)]
+    judge = {1: lambda: claim_filtered(1, read, "lowpass:0.125", undone, "undone"),
+             2: lambda: claim_filtered(2, read, "highpass:0.25", protects, "still protecting"),
+             3: lambda: claim3(read), 4: lambda: claim4(read), 5: lambda: claim5(read),
+             6: lambda: claim6(read), 7: lambda: claim7(read)}
+    return judge[int(n)]()

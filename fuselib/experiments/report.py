@@ -335,10 +335,7 @@ def scorecard_block() -> str:
 
 def finding_block(claim: str) -> str:
     """One claim's verdict and numbers in a line: how its section of RESULTS.md opens."""
-    v = next(v for v in verdicts() if v.claim == int(claim))
-    numbers = v.numbers + (f" ({v.partial})" if v.partial else "")
-    detail = f" {v.detail}." if v.detail else ""
-    return f"**Claim {v.claim} ({v.text}): {v.verdict}.** {numbers}.{detail}\n"
+    return next(v for v in verdicts() if v.claim == int(claim)).line() + "\n"
 
 
 def seeded_block(name: str, scale: str) -> str:
