@@ -46,6 +46,22 @@ def test_export_then_audit_reproduces_the_run(results_tmp, tmp_path, capsys):
         assert rep["digest"] == reports["npy"]["digest"]
     # the first format read trained (on exactly the run's data), the others met its record
     assert [rep["rows"][0]["cached"] for rep in reports.values()] == [False, True, True, True]
+    # beside each cell, clean data under the same countermeasure, scale and trainer: the
+    # runner's own run of it (trained once, then read), and the gap in the Markdown
+    clean_run = runner.run("none", "none", scale="smoke", seed=0, epochs=EPOCHS)
+    assert clean_run["cached"]
+    assert {rep["rows"][0]["clean_accuracy"] for rep in reports.values()} == {
+        clean_run["accuracy"]}
+    gap = f"{100 * (clean_run['accuracy'] - run['accuracy']):.2f} points"
+    assert gap in audit.markdown(reports["npy"])
+    off = audit.prepare(tmp_path / "npy", scale="smoke", countermeasures=["lowpass:0.25"],
+                        epochs=EPOCHS, reference="records")
+    rows = {r["countermeasure"]: r for r in audit.run(off)["rows"]}
+    assert rows["none"]["clean_accuracy"] == clean_run["accuracy"]  # read: it is measured
+    assert rows["lowpass:0.25"]["clean_accuracy"] is None  # not measured: nothing trained
+    assert "not measured" in audit.markdown(audit.run(off))
+    with pytest.raises(ValueError, match="reference must be"):
+        audit.prepare(tmp_path / "npy", scale="smoke", reference="maybe")
     # the clean reference: the run's training subset; the profile is the runner's
     cx, _, _, _ = poisons.load(tmp_path / "png-clean")
     assert torch.equal(cx, clean)

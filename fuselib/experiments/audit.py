@@ -46,7 +46,8 @@ from ..train import get_recipe
 from ..utils import file_sha256, output_lock, write_json
 from ..version import __version__
 from .folders import FOLDER_RECIPE, cached_record, digest, folder_config, train_record
-from .runner import protected_data
+from . import names
+from .runner import protected_data, run as run_one
 from .scales import SCALES, build_config, check_scale, describe, recipe_overrides
 from .store import writable_dir
 
@@ -55,6 +56,7 @@ QUICK = ("none", "lowpass:0.25", "jpeg:10")
 PROFILE_BANDS = (0, 1 / 3, 2 / 3, 1)
 PROFILE_IMAGES = 5000      # the perturbations a spectral profile is measured on, at most
 REPORT = "audit.json"      # an audit's report; its "outputs" lists the folder's files by hash
+REFERENCES = ("train", "records", "off")  # what stands beside each cell (:func:`clean_reference`)
 
 
 # --------------------------------------------------------------------------- export
@@ -157,18 +159,25 @@ class Audit:
     recipe: dict | None = None
     data_root: object = None
     inputs: tuple = ()              # the data's paths: --out may not be, hold or be inside one
+    reference: str = "train"        # clean data beside each cell: "train", "records" or "off"
 
 
 def prepare(poisoned, labels=None, clean=None, test: str = "cifar10", plan: str = "quick",
             countermeasures=None, scale: str = "cpu", seed: int = 0, eps: float = 8 / 255,
             out=None, epochs: int | None = None, recipe: dict | None = None,
-            data_root=None, limits: poisons.Limits | None = None) -> Audit:
+            data_root=None, limits: poisons.Limits | None = None,
+            reference: str = "train") -> Audit:
     """Read ``poisoned`` (and ``clean``), check everything an audit needs — the data, the labels
     against ``test``'s classes, the clean reference's size and count, the countermeasures, the
     output folder — and measure the distances to the clean reference. Raises one line naming
     every problem; trains nothing. ``limits`` (:class:`.poisons.Limits`) bounds what is read:
-    declared sizes are checked before anything is allocated."""
+    declared sizes are checked before anything is allocated. ``reference``: what stands beside
+    each accuracy — clean data of the test set's training split, as many images, under the same
+    countermeasure, scale and trainer (:func:`clean_reference`): ``"train"`` reads the records
+    and trains what is missing, ``"records"`` only reads them, ``"off"`` leaves it out."""
     check_scale(scale)
+    if reference not in REFERENCES:
+        raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, got {reference!r}")
     if not 0 < float(eps) <= 1:
         raise ValueError(f"eps must be in (0, 1] (8/255 = {8 / 255:.4f}), got {eps}")
     specs = countermeasure_list(plan, countermeasures, scale)
@@ -187,7 +196,7 @@ def prepare(poisoned, labels=None, clean=None, test: str = "cifar10", plan: str 
     data.info(test_name, data_root)  # every file of the test set verified now
     a = Audit(Path(poisoned), images, y, raw.format, digest(images, y), test_name, specs, scale,
               int(seed), float(eps), Path("."), warnings, epochs=epochs, recipe=recipe,
-              data_root=data_root, inputs=(poisoned, labels, clean))
+              data_root=data_root, inputs=(poisoned, labels, clean), reference=reference)
     if clean is not None:
         limits.size(clean, images.numel(), "for the clean reference (as large as the data)")
         cx, cy, _, cwarn = poisons.load(clean, None, test_classes, need_labels=False,
@@ -324,6 +333,24 @@ def evaluate(images, labels, countermeasure="none", test: str = "cifar10", scale
                         progress, t0=t0)
 
 
+def clean_reference(a: Audit, countermeasure: str, cache: bool = True, device=None,
+                    progress=None) -> dict | None:
+    """Clean data's run under ``countermeasure`` at the audit's scale, trainer and seed, on as
+    many training images as the audit holds (the scale's own number when the test set's
+    training split has fewer): the same config as :func:`.runner.run`'s, so a shipped record
+    answers where one exists. None when ``a.reference`` is ``"records"`` and none is measured,
+    or ``"off"``."""
+    if a.reference == "off":
+        return None
+    photos = dict(FOLDER_RECIPE) if data.parse_name(a.test)[0] == "imagenette" else {}
+    n = int(a.images.shape[0])
+    n_train = n if n <= data.count(data.parse_name(a.test)[0], "train", a.data_root) else None
+    return run_one("none", countermeasure, scale=a.scale, seed=a.seed, dataset=a.test,
+                   epochs=a.epochs, n_train=n_train, data_root=a.data_root,
+                   recipe={**photos, **(a.recipe or {})} or None, cache=cache, device=device,
+                   progress=progress, cached_only=a.reference == "records")
+
+
 def test_split(test: str, n_test, seed: int, data_root=None):
     """The clean test images a run at this scale and seed tests on (:func:`.runner.run`'s)."""
     xte, yte = data.load(test, "test", data_root)
@@ -347,6 +374,10 @@ def run(a: Audit, cache: bool = True, device=None, progress=None, on_row=None) -
         row = {"countermeasure": spec, "accuracy": rec["accuracy"],
                "peak_accuracy": rec["peak_accuracy"], "peak_epoch": rec["peak_epoch"],
                "cached": rec["cached"], "seconds": rec["seconds"], "key": rec["key"]}
+        ref = clean_reference(a, spec, cache, device, progress)
+        row.update(clean_accuracy=None if ref is None else ref["accuracy"],
+                   clean_key=None if ref is None else ref["key"],
+                   clean_shipped=None if ref is None else bool(ref.get("measured")))
         rows.append(row)
         if on_row is not None:
             on_row(row)
@@ -419,25 +450,33 @@ def markdown(report: dict, max_listed: int = 50) -> str:
                    f"Every image is within {eps}.")]
     p = report["profile"]
     if p is not None:
-        names = ["low (r < 1/3)", "mid", "high (r ≥ 2/3)"] if len(p["fractions"]) == 3 else [
+        bands = ["low (r < 1/3)", "mid", "high (r ≥ 2/3)"] if len(p["fractions"]) == 3 else [
             f"{lo:.2f}-{hi:.2f}" for lo, hi in zip(p["bands"][:-1], p["bands"][1:])]
         lines += ["", "## Where the perturbation's energy is", "",
                   f"Energy of poisoned − clean over {p['images']} images, orthonormal DCT, "
                   "radial frequency r in [0, 1]; white noise spreads it like the coefficients.",
                   "", "| band | perturbation | white noise |", "| --- | --- | --- |"]
         lines += [f"| {n} | {percent(f)} | {percent(s)} |"
-                  for n, f, s in zip(names, p["fractions"], p["white_noise"])]
+                  for n, f, s in zip(bands, p["fractions"], p["white_noise"])]
     lines += ["", "## Clean test accuracy after each countermeasure", "",
               f"Chance: {percent(report['chance'])}. `early_stop` is the unfiltered run at "
-              "its best epoch.", "", "| countermeasure | accuracy | peak | peak epoch |",
-              "| --- | --- | --- | --- |"]
-    lines += [f"| `{r['countermeasure']}` | {percent(r['accuracy'])} | "
-              f"{percent(r['peak_accuracy'])} | {r['peak_epoch']} |" for r in report["rows"]]
+              "its best epoch. Clean data: the test set's own training images, as many, "
+              "under the same countermeasure, scale and trainer; the gap is how far below it "
+              "the audited data ends (0: the countermeasure restores everything).", "",
+              "| countermeasure | accuracy | clean data | gap | peak | peak epoch |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for r in report["rows"]:
+        clean = r.get("clean_accuracy")
+        ref = ("not measured", "") if clean is None else (
+            percent(clean), f"{100 * (clean - r['accuracy']):.2f} points")
+        lines.append(f"| {names.countermeasure(r['countermeasure'])} | "
+                     f"{percent(r['accuracy'])} | {ref[0]} | {ref[1]} | "
+                     f"{percent(r['peak_accuracy'])} | {r['peak_epoch']} |")
     return "\n".join(lines) + "\n"
 
 
 ROW_COLUMNS = ["countermeasure", "accuracy", "peak_accuracy", "peak_epoch", "cached", "seconds",
-               "key"]
+               "key", "clean_accuracy", "clean_key", "clean_shipped"]
 
 
 def write(report: dict, out, per_image: dict | None = None, figure=None,
