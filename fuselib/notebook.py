@@ -131,7 +131,8 @@ def provenance(df) -> str:
     from .experiments import names
 
     n = df.groupby(["protection", "countermeasure"]).seed.nunique()
-    seeds = (f"{n.max()} seeds" if n.min() == n.max() else f"{n.min()}–{n.max()} seeds")
+    seeds = ("one seed" if n.max() == 1 else f"{n.max()} seeds" if n.min() == n.max()
+             else f"{n.min()}–{n.max()} seeds")
     archs = sorted({names.arch(a if a == a else None) for a in df.get("arch", [None])})
     return f"{'mean ± std over ' if n.max() > 1 else ''}{seeds} · victim {', '.join(archs)}"
 
@@ -188,33 +189,69 @@ def curve_bands(df, countermeasure: str, protections, title: str, scale: str, la
                              f"{provenance(these)}")
 
 
-def finding(df, protections=None, countermeasures=None, labels=None, scale=None) -> str:
+def finding(df, protections=None, countermeasures=None, labels=None, scale=None,
+            peak: bool = False) -> str:
     """What a frame of runs shows, in the words of :mod:`fuselib.experiments.claims`: a line per
-    countermeasure with clean data's accuracy and each protection's, grouped by what the rules
-    call it (near chance, protects, in between, undone); mean ± std over seeds where several."""
+    countermeasure (and victim, where several) with clean data's accuracy and each
+    protection's, grouped by what the rules call it (near chance, protects, in between, undone);
+    mean ± std over seeds where several. ``peak``: the peak over epochs instead of the final
+    accuracy (what an attacker who stops early keeps)."""
     from .experiments import claims, names
 
     if df is None or df.empty:
-        return "Nothing measured here yet."
-    cells = claims.cells(df)
+        return f"Nothing measured{f' at `{scale}` scale' if scale else ''} yet."
+    # a victim of None (NaN in a frame) is the scale's default network
+    cells = {(p, c, None if a != a else a): x.peak if peak else x
+             for (p, c, a), x in claims.cells(df).items()}
     name = (labels or {}).get
+    one = all(len(x.finals) == 1 for x in cells.values())  # the heading says "one seed" once
+    text = (lambda x: f"{x.mean:.2f}%") if one else (lambda x: x.text())
     cms = list(dict.fromkeys(countermeasures or df.countermeasure))
     ps = [p for p in dict.fromkeys(protections or df.protection) if p != "none"]
+    archs = list(dict.fromkeys(a for (_, _, a) in cells))
     lines = []
-    for c in cms:
-        here = {p: x for (p, cm, _), x in cells.items() if cm == c}
-        if not any(p in here for p in ps):
-            continue
-        clean = here.get("none")
-        groups = {w: [] for w in claims.WORDS}
-        for p in ps:
-            if p in here:
-                groups[claims.describe(here[p], clean)].append(
-                    f"{name(p) or names.protection(p)} {here[p].text()}")
-        head = f"clean data {clean.text()}" if clean else "clean data not measured"
-        lines.append(f"- **{names.countermeasure(c)}** ({head}): " + "; ".join(
-            f"*{w}*: {', '.join(g)}" for w, g in groups.items() if g))
+    for a in archs:
+        for c in cms:
+            here = {p: x for (p, cm, arch), x in cells.items() if cm == c and arch == a}
+            if not any(p in here for p in ps):
+                continue
+            clean = here.get("none")
+            groups = {w: [] for w in claims.WORDS}
+            for p in ps:
+                if p in here:
+                    groups[claims.describe(here[p], clean)].append(
+                        f"{name(p) or names.protection(p)} {text(here[p])}")
+            head = f"clean data {text(clean)}" if clean else "clean data not measured"
+            victim = f"{names.arch(a)} · " if len(archs) > 1 else ""
+            lines.append(f"- **{victim}{names.countermeasure(c)}** ({head}): " + "; ".join(
+                f"*{w}*: {', '.join(g)}" for w, g in groups.items() if g))
     where = f"`{scale}` scale, " if scale else ""
-    return (f"Final clean test accuracy ({where}{provenance(df)}; chance "
-            f"{claims.CHANCE:g}%), each protection called what the claims' rules call it "
-            f"against clean data under the same filter:\n\n" + "\n".join(lines))
+    what = "Peak clean test accuracy over the epochs" if peak else "Final clean test accuracy"
+    return (f"{what} ({where}{provenance(df)}; chance {claims.CHANCE:g}%), each protection "
+            f"called what the claims' rules call it against clean data under the same filter:"
+            f"\n\n" + "\n".join(lines))
+
+
+def listing(values, lead: str, digits: int = 0, unit: str = "%", labels=None) -> str:
+    """``lead: A 93%, B 90%, ...``: a mapping (or Series) of protection specs to numbers, the
+    highest first, each named by its display name."""
+    from .experiments import names
+
+    name = (labels or {}).get
+    items = sorted(((k, float(v)) for k, v in dict(values).items() if v == v),
+                   key=lambda kv: -kv[1])
+    return f"{lead}: " + ", ".join(f"{name(k) or names.protection(k)} {v:.{digits}f}{unit}"
+                                   for k, v in items) + "."
+
+
+def trend(frame, lead: str, digits: int = 3) -> str:
+    """``lead: a 2.301 → 0.052, b ...``: each column's first and last value (a loss history,
+    one row an epoch) and where its lowest was."""
+    parts = []
+    for col in frame.columns:
+        s = frame[col].dropna()
+        if s.empty:
+            continue
+        parts.append(f"{col} {s.iloc[0]:.{digits}f} → {s.iloc[-1]:.{digits}f} (lowest "
+                     f"{s.min():.{digits}f}, epoch {s.idxmin()})")
+    return f"{lead} ({len(frame)} epochs): " + "; ".join(parts) + "."

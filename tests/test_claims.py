@@ -82,4 +82,7 @@ def test_a_notebook_says_what_a_frame_shows():
     assert "`full` scale, mean ± std over 3 seeds · victim fastnet" in text
     assert ("- **low-pass 0.25** (clean data 81.00% ± 1.00): *near chance*: FUSE 12.00% ± 1.00; "
             "*undone*: AR 76.00% ± 1.00") in text
-    assert notebook.finding(df.iloc[:0]) == "Nothing measured here yet."
+    assert notebook.finding(df.iloc[:0], scale="cpu") == "Nothing measured at `cpu` scale yet."
+    one = notebook.finding(df[df.seed == 0])
+    assert "(one seed · victim fastnet; chance 10%)" in one
+    assert "*near chance*: FUSE 11.00%" in one and "(one seed)" not in one
