@@ -55,7 +55,10 @@ def cutoff_view(clean: torch.Tensor, protected: torch.Tensor, kind: str = "lowpa
     rows = lookup(table, kind, cutoff)
     text = "no measured accuracy at this filter"
     if rows is not None:
-        text = "; ".join(f"{r.protection}: {100 * r.accuracy:.1f}%" for r in rows.itertuples())
+        from .experiments import names
+
+        text = "; ".join(f"{names.protection(r.protection)}: {100 * r.accuracy:.1f}%"
+                         for r in rows.itertuples())
         text = f"measured at cutoff {rows['cutoff'].iloc[0]:.2f} → {text}"
     spec = plots.heatmaps({"log10 DCT energy of δ": energy, "what the filter keeps": shown},
                           title="perturbation spectrum (top-left = lowest frequency)",

@@ -48,7 +48,7 @@ def test_cutoff_view_and_lookup():
                           "filter": ["lowpass", "lowpass", "lowpass"],
                           "cutoff": [0.25, 0.25, 0.5], "accuracy": [0.6, 0.2, 0.3]})
     fig, spec, text = widgets.cutoff_view(clean, prot, "lowpass", 0.3, table, scale="ci")
-    assert "0.25" in text and "fuse: 20.0%" in text and "none: 60.0%" in text
+    assert "0.25" in text and "FUSE: 20.0%" in text and "clean data: 60.0%" in text
     assert len(fig.data) == 4 and len(spec.data) == 2
     _, _, text = widgets.cutoff_view(clean, prot, "highpass", 0.3, table)
     assert text.startswith("no measured accuracy")
