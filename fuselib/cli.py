@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .experiments import SCALES
+from .train import RECIPES
 
 DESCRIPTION = """\
 Protect image data with unlearnable examples, and test whether a protection holds.
@@ -329,7 +330,8 @@ def cmd_audit(args):
                       plan=args.plan or "quick", countermeasures=args.countermeasures,
                       scale=args.scale, seed=args.seed, eps=args.eps, out=args.out,
                       epochs=args.epochs, data_root=args.data_root,
-                      limits=poisons.Limits(int(args.max_gb * 2**30), args.max_pixels))
+                      limits=poisons.Limits(int(args.max_gb * 2**30), args.max_pixels),
+                      reference=args.reference)
     for w in a.warnings:
         print(f"fuselib: warning: {w}", file=sys.stderr)
     print(f"{a.path}: {a.images.shape[0]} images of {a.images.shape[-2]}x{a.images.shape[-1]} "
@@ -344,7 +346,9 @@ def cmd_audit(args):
               + (f" ({listed})" if d["n_over"] else ""))
 
     def row(r):
-        print(f"  {r['countermeasure']:28s} accuracy {r['accuracy']:.4f}, peak "
+        clean = ("" if r.get("clean_accuracy") is None else
+                 f" (clean data {r['clean_accuracy']:.4f})")
+        print(f"  {r['countermeasure']:28s} accuracy {r['accuracy']:.4f}{clean}, peak "
               f"{r['peak_accuracy']:.4f} (epoch {r['peak_epoch']}), {r['seconds']:.1f} s"
               f"{' [cached]' if r['cached'] else ''}")
 
@@ -425,8 +429,10 @@ def cmd_grid(args):
     if args.list and not args.plan:
         raise ValueError("--list lists a plan's runs: give --plan NAME (fuselib grid --plan "
                          "NAME --list)")
-    common = dict(trainer=args.trainer, data_root=args.data_root, cache=not args.no_cache,
+    common = dict(data_root=args.data_root, cache=not args.no_cache,
                   measured=not args.recompute)
+    if args.trainer is not None:  # else a plan's own trainer, or fast
+        common["trainer"] = args.trainer
     worker = None
     if args.worker:
         worker = sweeps.parse_worker(args.worker)
@@ -454,8 +460,9 @@ def cmd_grid(args):
     if args.csv:
         _check_output_file(args.csv, "--csv")
     if args.plan:
-        if args.protections or args.countermeasures:
-            raise ValueError("--plan names the runs: give no protections or --countermeasures")
+        if args.protections or args.countermeasures or args.archs:
+            raise ValueError("--plan names the runs: give no protections, --countermeasures "
+                             "or --archs")
         plan = experiments.plans.get(args.plan)
         if plan.kind != "grid":
             raise ValueError(f"plan {plan.name!r} holds certificates: {plan.command(args.scale)}")
@@ -487,7 +494,8 @@ def cmd_grid(args):
         if not args.cached_only:
             _check_cache(args)
         df = experiments.grid(protections=args.protections, countermeasures=cms,
-                              scale=args.scale, seeds=args.seeds or [0],
+                              archs=args.archs or [None], scale=args.scale,
+                              seeds=args.seeds or [0],
                               cached_only=args.cached_only, worker=worker, **common)
         # the longer list runs down the rows: a suite of countermeasures reads as a column per
         # protection, a zoo of protections as a row each
@@ -501,7 +509,7 @@ def cmd_grid(args):
         return
     table = sweeps.table(df, rows, cols, args.markdown, row_order, col_order, labels)
     seeds = sorted(set(df.seed))
-    print(f"clean test accuracy, final (peak) | trainer {args.trainer}, scale {args.scale}, "
+    print(f"clean test accuracy, final (peak) | trainer {df.trainer.iloc[0]}, scale {args.scale}, "
           f"seeds {seeds}, {df.arch.iloc[0]}" + (", mean ± std over seeds (points)"
                                                  if len(seeds) > 1 else ""))
     print(sweeps.markdown(table) if args.markdown else table.to_string())
@@ -753,9 +761,9 @@ def main(argv=None):
     scale = dict(default="ci", choices=list(SCALES),
                  help="how much data and training: " + ", ".join(SCALES) + " (default ci; smoke "
                       "takes seconds, ci 1-2 minutes a run on 2 CPU cores)")
-    trainer = dict(default="fast", choices=["fast", "standard"],
-                   help="the classifier's recipe: fast (a small fastnet, CPU-friendly; default) "
-                        "or standard (ResNet-18)")
+    trainer = dict(default="fast", choices=list(RECIPES),
+                   help="the classifier's recipe: fast (a small fastnet, CPU-friendly; default), "
+                        "standard (the papers' ResNet-18 recipe) or vit (AdamW, warm-up, cosine)")
     seed = dict(type=_seed, default=0,
                 help="seed of the classifier's training and of the protection's fit (default 0)")
     no_cache = dict(action="store_true",
@@ -879,6 +887,11 @@ def main(argv=None):
                         "the files' headers before reading (default 4)")
     p.add_argument("--max-pixels", type=_count(), default=poisons.MAX_PIXELS,
                    help=f"the most pixels of one image (default {poisons.MAX_PIXELS:,})")
+    p.add_argument("--reference", default="train", choices=["train", "records", "off"],
+                   help="clean data beside each accuracy: the test set's own training images, "
+                        "as many, under the same countermeasure and trainer — train: read the "
+                        "shipped records and train what is missing (default); records: only "
+                        "read them; off: none")
     p.add_argument("--no-cache", **no_cache)
     p.set_defaults(func=cmd_audit)
 
@@ -914,10 +927,15 @@ def main(argv=None):
                    help="run (or with --cached-only, print) a named plan of "
                         "fuselib.experiments.plans")
     p.add_argument("--list", action="store_true", help="with --plan: list its runs, run nothing")
-    p.add_argument("--trainer", **trainer)
+    p.add_argument("--trainer", default=None, choices=list(RECIPES),
+                   help="the classifier's recipe: fast, standard (the papers' ResNet-18 recipe) "
+                        "or vit (default: the plan's trainer, else fast)")
     p.add_argument("--scale", **scale)
     p.add_argument("--seeds", type=_seed, nargs="+", default=None,
                    help="classifier and fit seeds (default 0; a plan's own seeds)")
+    p.add_argument("--archs", nargs="+", default=None, choices=models.names(),
+                   help="the classifier architectures, each a run (default: the trainer's "
+                        "network; not with --plan, whose blocks name theirs)")
     p.add_argument("--no-cache", **no_cache)
     p.add_argument("--recompute", action="store_true",
                    help="ignore the records shipped in results/measured (the cache still counts)")

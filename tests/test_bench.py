@@ -119,3 +119,21 @@ def test_gpu_grid_queue_and_import(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no records archive"):
         gpu_grid.import_from([tmp_path / "empty"], tmp_path / "cache", shipped)
+
+
+def test_gpu_grid_jobs_name_the_trainer_and_networks(results_tmp, capsys):
+    """A victims job on the GPU is the CPU queue's grid command with the same trainer and
+    networks, so its records have the plan's keys; the command parses and runs (here reading
+    an empty cache)."""
+    sys.path.insert(0, str(GRID.parent))
+    import gpu_grid
+
+    from fuselib import cli
+
+    cmd = gpu_grid.job_command("fuse", 2, ["none", "lowpass:0.25"], "paper", "standard",
+                               ["vgg11", "resnet50"])
+    assert cmd[cmd.index("--trainer") + 1] == "standard"
+    assert cmd[cmd.index("--archs") + 1:] == ["vgg11", "resnet50"]
+    assert "--trainer" not in gpu_grid.job_command("fuse", 0, ["none"], "full")
+    cli.main(cmd[cmd.index("grid"):] + ["--cached-only"])
+    assert "nothing measured yet" in capsys.readouterr().out
