@@ -58,6 +58,7 @@ import torch
 
 import fuselib
 from fuselib import experiments, notebook, plots, spectral
+from fuselib.notebook import show, static
 
 env = notebook.setup(scale, seed, data_root, device)
 print(env)
@@ -87,8 +88,12 @@ hist.round(4)
 # %%
 fig = plots.lines({k: hist[k].tolist() for k in hist.columns}, title="FUSE training losses",
                   xlabel="epoch", ylabel="mean loss over the epoch", scale=scale)
-plots.save(fig, f"02_fuse_losses_{scale}")
+static(plots.save(fig, f"02_fuse_losses_{scale}"))
 fig
+
+# %%
+assert len(p.history) == p.cfg.epochs
+show(notebook.trend(hist, f"FUSE's losses, first epoch → last (scale `{scale}`, seed {seed})"))
 
 # %% [markdown]
 # ## The perturbations and their spectra
@@ -99,7 +104,7 @@ fig = plots.images({"δ (gray = 0, ±ε to black/white)": [plots.perturbation_im
                                                          for d in p.deltas]},
                    col_titles=names, title="FUSE's ten class-wise perturbations",
                    scale=scale, size=90)
-plots.save(fig, f"02_fuse_perturbations_{scale}")
+static(plots.save(fig, f"02_fuse_perturbations_{scale}"))
 fig
 
 # %%
@@ -108,7 +113,7 @@ energy = {name: (spectral.dct2(d) ** 2).sum(dim=(0, 1)).clamp_min(1e-12).log10()
           for name, d in [("FUSE", p.deltas), ("uniform noise ±ε", noise)]}
 fig = plots.heatmaps(energy, title="log10 DCT energy, summed over classes and channels "
                      "(top-left = lowest frequency)", scale=scale)
-plots.save(fig, f"02_fuse_spectrum_{scale}")
+static(plots.save(fig, f"02_fuse_spectrum_{scale}"))
 fig
 
 # %%
@@ -120,6 +125,12 @@ prof = pd.DataFrame({"band": [f"{a:.3f}-{b:.3f}" for a, b in zip(edges[:-1], edg
                      "uniform noise %": (100 * ref).tolist()}).set_index("band").round(2)
 print(f"energy per radial DCT band at scale {scale}")
 prof
+
+# %%
+assert p.deltas.abs().max() <= p.eps + 1e-6
+show(notebook.listing(prof.iloc[0], f"Share of the energy in the lowest of eight radial DCT "
+                      f"bands ({prof.index[0]}), scale `{scale}`", digits=1,
+                      labels={c: c.rstrip(" %") for c in prof.columns}))
 
 # %% [markdown]
 # ## How much of the perturbation a strong low-pass leaves
@@ -141,6 +152,13 @@ low_share = pd.DataFrame(
 print(f"% of perturbation energy by radial DCT band, scale {scale}, seed {seed}")
 low_share.round(2)
 
+# %%
+show(notebook.listing(low_share.iloc[:, 0], f"Share of each fit's energy in the band the "
+                      f"strongest low-pass keeps ({low_share.columns[0]}), scale `{scale}`",
+                      digits=1, labels={k: k for k in low_share.index})
+     if low_share.iloc[:, 0].notna().any() else
+     f"None of these fits is cached at scale `{scale}`.")
+
 # %% [markdown]
 # ## Save the generator and the perturbations
 # The saved file holds the class perturbations, the generator's weights, its per-class inputs
@@ -155,7 +173,3 @@ assert torch.equal(back.deltas, p.deltas)
 previews = p.save_previews(plots.figures_dir() / f"02_fuse_previews_{scale}")
 print(f"saved {CHECKPOINT} ({CHECKPOINT.stat().st_size / 1e3:.0f} kB) and {len(previews)} "
       f"preview PNGs")
-
-# %%
-assert p.deltas.abs().max() <= p.eps + 1e-6
-assert len(p.history) == p.cfg.epochs

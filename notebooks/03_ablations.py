@@ -42,6 +42,7 @@ device = None      # None: CUDA when available, else the CPU
 import pandas as pd
 
 from fuselib import experiments, notebook, plots
+from fuselib.notebook import show, static
 
 env = notebook.setup(scale, seed, data_root, device)
 print(env)
@@ -67,6 +68,11 @@ print(f"{PLAN.title} | scale {scale} | {PLAN.command(scale)} | seeds "
       f"{sorted(res.seed.unique().tolist())} | {len(res)} of {PLAN.size(scale)} runs measured")
 PLAN.table(scale, res)
 
+# %%
+assert res.accuracy.between(0, 1).all()
+assert len(res) == PLAN.size(scale) or scale in PLAN.cached_only  # cached_only: what is measured
+show(notebook.finding(res, PLAN.protections(scale), FILTERS, PLAN.labels["protection"], scale))
+
 # %% [markdown]
 # Which differences are findings: each variant against FUSE with both switches on (the paper's
 # reading), per filter — a difference counts only where it exceeds two standard deviations over
@@ -78,14 +84,10 @@ sep["variant"] = sep.protection.map(label)
 sep.drop(columns="protection").set_index("variant").round(2)
 
 # %%
-table = res.groupby(["variant", "countermeasure"]).accuracy.mean().unstack().loc[
-    list(VARIANTS), FILTERS] * 100
-fig = plots.bars({experiments.names.countermeasure(c): table[c].tolist() for c in table.columns},
-                 list(table.index),
-                 title="FUSE ablations: accuracy of a classifier trained on the protected data "
-                       "(mean over seeds)",
-                 ylabel="clean test accuracy (%)", scale=scale)
-plots.save(fig, f"03_ablations_{scale}")
+fig = notebook.seeded_bars(res, PLAN.protections(scale), FILTERS,
+                           "FUSE ablations: accuracy of a classifier trained on the protected "
+                           "data", scale, PLAN.labels["protection"])
+static(plots.save(fig, f"03_ablations_{scale}"))
 fig
 
 # %% [markdown]
@@ -101,6 +103,10 @@ leads = LEADS.run(scale, seeds=[seed], device=env.device)
 print(f"{LEADS.title} | scale {scale} | {LEADS.command(scale)}")
 LEADS.table(scale, leads)
 
+# %%
+show(notebook.finding(leads, LEADS.protections(scale), LEADS.countermeasures(scale),
+                      LEADS.labels.get("protection"), scale))
+
 # %% [markdown]
 # ## Where each variant puts its energy
 # RSM and CBG are meant to move the effect into the low band; the profile shows whether they do.
@@ -112,5 +118,13 @@ print(f"% of perturbation energy by radial DCT third, scale {scale}")
 prof.round(1)
 
 # %%
-assert res.accuracy.between(0, 1).all()
-assert len(res) == PLAN.size(scale) or scale in PLAN.cached_only  # cached_only: what is measured
+show(notebook.listing(prof["low"], f"Share of each variant's energy in the lowest third of the "
+                      f"radial DCT frequency (scale `{scale}`)", labels={k: k for k in prof.index}))
+
+# %% [markdown]
+# ## What the records say about claim 7
+# Judged by `fuselib.experiments.claims` at the best scale measured, whatever this notebook's
+# scale (the README's scorecard, from the same records).
+
+# %%
+show(notebook.claim(7))

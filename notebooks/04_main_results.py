@@ -46,6 +46,7 @@ from pathlib import Path
 import pandas as pd
 
 from fuselib import experiments, notebook, plots
+from fuselib.notebook import show, static
 
 env = notebook.setup(scale, seed, data_root, device)
 print(env)
@@ -76,13 +77,16 @@ h = headline.pivot(index="protection", columns="countermeasure", values="accurac
 h = h.reindex(index=H_PROT, columns=H_CMS)
 names = {**HEADLINE.labels.get("protection", {})}
 filters = HEADLINE.labels.get("countermeasure", {})
-fig = plots.bars({filters.get(c, c): h[c].tolist() for c in H_CMS},
-                 [names.get(p, p) for p in H_PROT],
-                 title="Clean test accuracy after training on protected data, with and without "
-                       "low-pass filtering (chance: 10%)",
+fig = plots.bars({names.get(p, p): h.loc[p].tolist() for p in H_PROT},
+                 [filters.get(c, c) for c in H_CMS], keys=H_PROT,
+                 title=f"Clean test accuracy after training on protected data, with and without "
+                       f"low-pass filtering · seed {seed} · victim fastnet (chance: 10%)",
                  ylabel="clean test accuracy (%)", scale=scale)
-plots.save(fig, f"04_headline_{scale}")
+static(plots.save(fig, f"04_headline_{scale}"))
 fig
+
+# %%
+show(notebook.finding(headline, H_PROT, H_CMS, names, scale))
 
 # %% [markdown]
 # ## Filtering (the paper's table)
@@ -95,12 +99,18 @@ print(f"clean test accuracy (%), fast trainer, CIFAR-10, scale {scale}")
 table.round(2)
 
 # %%
-fig = plots.bars({MAIN.labels["countermeasure"][c]: table[c].tolist() for c in FILTERS},
-                 [MAIN.labels["protection"][p] for p in PROTECTIONS],
-                 title="Accuracy after training on each protection, as published and filtered",
+fig = plots.bars({MAIN.labels["protection"][p]: table.loc[p].tolist() for p in PROTECTIONS},
+                 [MAIN.labels["countermeasure"][c] for c in FILTERS], keys=PROTECTIONS,
+                 title=f"Accuracy after training on each protection, as published and filtered"
+                       f" · seed {seed} · victim fastnet (chance: 10%)",
                  ylabel="clean test accuracy (%)", scale=scale)
-plots.save(fig, f"04_main_filters_{scale}")
+static(plots.save(fig, f"04_main_filters_{scale}"))
 fig
+
+# %%
+assert main.accuracy.between(0, 1).all()
+assert table.loc["none", "none"] > table.loc["fuse", "none"], "FUSE lowers accuracy as published"
+show(notebook.finding(main, PROTECTIONS, FILTERS, MAIN.labels["protection"], scale))
 
 # %%
 peak = main.pivot(index="protection", columns="countermeasure", values="peak_accuracy").loc[
@@ -124,12 +134,16 @@ notebook.final_peak(by_cut, by_cut_peak)
 
 # %%
 fig = plots.lines({SWEEP.labels["protection"][p]: (list(by_cut.index), by_cut[p].tolist())
-                   for p in SWEEP_FOR},
-                  title="Low-pass cutoff sweep: clean data, FUSE and the baseline",
+                   for p in SWEEP_FOR}, keys=SWEEP_FOR,
+                  title=f"Low-pass cutoff sweep: clean data, FUSE and the baseline · seed {seed}"
+                        f" · victim fastnet",
                   xlabel="low-pass cutoff (normalised radial DCT frequency; 1 = no filter)",
                   ylabel="clean test accuracy (%)", scale=scale, hline=10, hline_label="chance")
-plots.save(fig, f"04_lowpass_sweep_{scale}")
+static(plots.save(fig, f"04_lowpass_sweep_{scale}"))
 fig
+
+# %%
+show(notebook.finding(sweep, SWEEP_FOR, labels=SWEEP.labels["protection"], scale=scale))
 
 # %% [markdown]
 # ## The leak at strong low-pass filters, with seeds
@@ -147,6 +161,10 @@ fix = FIX_PLAN.run(scale, device=env.device)
 print(f"{FIX_PLAN.title} | scale {scale} | {FIX_PLAN.command(scale)} | "
       f"{len(fix)} of {FIX_PLAN.size(scale)} runs measured")
 FIX_PLAN.table(scale, fix)
+
+# %%
+show(notebook.finding(fix, FIX_PLAN.protections(scale), FIX_PLAN.countermeasures(scale),
+                      FIX_PLAN.labels.get("protection"), scale))
 
 # %% [markdown]
 # ## The main table with seeds, and what happens during training
@@ -167,44 +185,47 @@ print(f"{MAIN_TABLE.title} | scale {scale} | {MAIN_TABLE.command(scale)} | "
 MAIN_TABLE.table(scale, main_t) if len(main_t) else "nothing measured at this scale yet"
 
 # %% [markdown]
-# ### The main table at `full` scale, with seeds
-# The rows measured with several seeds on all 50,000 training images, read from the shipped
-# records whatever this notebook's scale (the README's figure): the mean final accuracy over the
-# seeds, error bars one standard deviation; dotted: chance.
+# ### The headline and the main table at `full` scale, with seeds
+# The best evidence, read from the shipped records whatever this notebook's scale (nothing is
+# trained): all 50,000 training images, the rows measured with several seeds (the fit's and
+# the classifier's seed both varied). Bars are the mean final accuracy over the seeds, error
+# bars one standard deviation, the band around a per-epoch curve one standard deviation; dotted:
+# chance. Where nothing is measured at `full`, the `cpu` records are shown, and the note says so.
+# A method has the same colour in every figure (`fuselib.plots.METHOD_COLOURS`).
 
 # %%
-full = MAIN_TABLE.run("full", cached_only=True)
-if len(full):
-    n_seeds = full.groupby("protection").seed.nunique()
-    rows = [p for p in MAIN_TABLE.protections("full") if n_seeds.get(p, 0) > 1]
-    stats = full[full.protection.isin(rows)].groupby(
-        ["protection", "countermeasure"]).accuracy.agg(["mean", "std"]) * 100
-    cms = [c for c in MAIN_TABLE.countermeasures("full") if c in set(full.countermeasure)]
-    p_name, c_name = MAIN_TABLE.labels["protection"], MAIN_TABLE.labels["countermeasure"]
-    fig = plots.bars(
-        {c_name[c]: [stats["mean"].get((p, c), float("nan")) for p in rows] for c in cms},
-        [p_name[p] for p in rows],
-        errors={c_name[c]: [stats["std"].get((p, c), float("nan")) for p in rows] for c in cms},
-        title=f"Clean test accuracy after training on protected data: all 50,000 images, mean "
-              f"± std over {int(n_seeds.max())} seeds (chance: 10%)",
-        ylabel="clean test accuracy (%)", scale="full", yrange=(0, 100))
-    fig.update_layout(width=1100, height=480)
-    plots.save(fig, "04_main_table_full")
-    fig.show()
+shown, best, note = notebook.best_evidence(MAIN_TABLE)
+if note:
+    show(note)
+if shown:
+    best, P_NAME = notebook.seeded(best), MAIN_TABLE.labels["protection"]
+FIGURES = (("headline_seeds", HEADLINE, "The headline: FUSE against its rivals under strong "
+                                        "low-pass filters"),
+           ("main_table", MAIN_TABLE, "The main table: clean test accuracy after training on "
+                                      "protected data"))
+for part, plan, title in FIGURES if shown else ():
+    fig = notebook.seeded_bars(best, plan.protections(shown), plan.countermeasures(shown),
+                               title, shown, P_NAME)
+    static(plots.save(fig, f"04_{part}_{shown}"))
+    display(fig)  # noqa: F821
+    show(notebook.finding(best, plan.protections(shown), plan.countermeasures(shown), P_NAME,
+                          shown))
 
 # %%
-measured_filters = set(main_t.get("countermeasure", []))
-for cm in [c for c in ("none", "lowpass:0.25") if c in measured_filters]:
-    curves = experiments.curves(main_t, cm, MAIN_TABLE.protections(scale),
-                                MAIN_TABLE.labels.get("protection"))
-    epochs = [c for c in curves.columns if isinstance(c, int)]
-    fig = plots.lines({p: (epochs, curves.loc[p, epochs].tolist()) for p in curves.index},
-                      title=f"Test accuracy after each epoch, "
-                            f"{experiments.names.countermeasure(cm)} (mean over seeds)",
-                      xlabel="epoch", ylabel="clean test accuracy (%)", scale=scale, hline=10,
-                      hline_label="chance")
-    plots.save(fig, f"04_curves_{cm.replace(':', '')}_{scale}")
-    fig.show()
+show(notebook.claim(3) + "\n\n" + notebook.claim(4))
+
+# %% [markdown]
+# Per-epoch test accuracy (claim 6): an attacker who stops training at the peak keeps it.
+
+# %%
+for cm in [c for c in ("none", "lowpass:0.25") if shown and c in set(best.countermeasure)]:
+    fig = notebook.curve_bands(best, cm, MAIN_TABLE.protections(shown),
+                               "Test accuracy after each epoch", shown, P_NAME)
+    static(plots.save(fig, f"04_curves_{cm.replace(':', '')}_{shown}"))
+    display(fig)  # noqa: F821
+
+# %%
+show(notebook.claim(6))
 
 # %% [markdown]
 # ## The countermeasure suite
@@ -220,11 +241,13 @@ if SUITE_FOR:
              "not measured" if scale in SUITE_PLAN.cached_only else ""))
     display(notebook.final_peak(wide))  # noqa: F821
     fig = plots.bars({SUITE_PLAN.labels["protection"][p]: wide[p].tolist() for p in SUITE_FOR},
-                     [SUITE_PLAN.labels["countermeasure"][c] for c in done],
-                     title="Accuracy under the countermeasure suite (no bar: not measured)",
+                     [SUITE_PLAN.labels["countermeasure"][c] for c in done], keys=SUITE_FOR,
+                     title=f"Accuracy under the countermeasure suite · seed {seed} · victim "
+                           f"fastnet (no bar: not measured; chance: 10%)",
                      ylabel="clean test accuracy (%)", scale=scale)
-    plots.save(fig, f"04_suite_{scale}")
+    static(plots.save(fig, f"04_suite_{scale}"))
     display(fig)  # noqa: F821
+    show(notebook.finding(suite, SUITE_FOR, done, SUITE_PLAN.labels["protection"], scale))
 else:
     print(f"scale {scale}: the full suite is skipped (set SUITE_FOR, or run at scale 'paper')")
 
@@ -239,7 +262,3 @@ if ref.is_file():
     display(pd.read_csv(ref).set_index("method")[["vanilla", "gray", "jpeg10", "at_linf"]])  # noqa: F821
 else:
     print("shared/reference is not beside this checkout; see the README for the published table")
-
-# %%
-assert main.accuracy.between(0, 1).all()
-assert table.loc["none", "none"] > table.loc["fuse", "none"], "FUSE lowers accuracy as published"

@@ -47,6 +47,7 @@ device = None      # None: CUDA when available, else the CPU
 import pandas as pd
 
 from fuselib import experiments, notebook, plots
+from fuselib.notebook import show, static
 
 env = notebook.setup(scale, seed, data_root, device)
 print(env)
@@ -69,6 +70,9 @@ arch = ARCH.run(scale, seeds=[seed], device=env.device)
 by_arch = arch.pivot(index="arch", columns="protection", values="accuracy")[PROTECTIONS] * 100
 print(f"clean test accuracy (%) by the attacker's architecture, scale {scale}")
 by_arch.round(2)
+
+# %%
+show(notebook.finding(arch, PROTECTIONS, scale=scale))
 
 # %% [markdown]
 # ## Partial poisoning
@@ -93,10 +97,20 @@ partial.round(2)
 # %%
 fig = plots.lines({experiments.names.protection(c): (list(partial.index), partial[c].tolist())
                    for c in partial.columns},
-                  title="Partial poisoning", xlabel="share of training images protected",
+                  keys=[c if c != "clean data" else "none" for c in partial.columns],
+                  title=f"Partial poisoning · seed {seed} · victim fastnet (chance: 10%)",
+                  xlabel="share of training images protected",
                   ylabel="clean test accuracy (%)", scale=scale)
-plots.save(fig, f"05_partial_{scale}")
+static(plots.save(fig, f"05_partial_{scale}"))
 fig
+
+# %%
+assert partial.loc[1.0].drop("clean data").lt(clean_acc).all()
+show(f"Clean data: {clean_acc:.2f}% (seed {seed}, scale `{scale}`). "
+     + notebook.listing(partial.drop(columns="clean data").stack(), "Protected runs "
+                        "(protection, share protected)", digits=2,
+                        labels={k: f"{experiments.names.protection(k[1])} at {k[0]:.0%}"
+                                for k in partial.drop(columns="clean data").stack().index}))
 
 # %% [markdown]
 # ## JPEG, then low-pass
@@ -109,6 +123,10 @@ chained = chain.pivot(index="countermeasure", columns="protection", values="accu
     ["none"] + CHAINS, CHAIN.protections(scale)] * 100
 print(f"clean test accuracy (%) after JPEG (quality Q) and a low-pass filter, scale {scale}")
 chained.round(2)
+
+# %%
+assert chain.accuracy.between(0, 1).all()
+show(notebook.finding(chain, CHAIN.protections(scale), ["none"] + CHAINS, scale=scale))
 
 # %% [markdown]
 # ## Cross-dataset transfer
@@ -136,6 +154,8 @@ for name in ("transfer", "transfer_imagenette"):
     runs = plan.run(scale, cached_only=True)
     print(f"  {len(runs)} of {plan.size(scale)} runs measured")
     display(plan.table(scale, runs))
+    show(notebook.finding(runs, plan.protections(scale), plan.countermeasures(scale),
+                          plan.labels.get("protection"), scale))
 
 # %% [markdown]
 # ## Real photos: `fuselib protect` on Imagenette, and the paper's ImageNet-subset claim
@@ -171,6 +191,10 @@ print(f"{INET.title} | scale {scale} | {INET.command(scale)} | {len(inet)} of "
       f"{INET.size(scale)} runs measured")
 INET.table(scale, inet)
 
+# %%
+show(notebook.finding(inet, INET.protections(scale), INET.countermeasures(scale),
+                      INET.labels.get("protection"), scale))
+
 # %% [markdown]
 # Which of these the attacker's augmentation decides: the same protections trained with
 # CIFAR-10's augmentation (a flip and a 2-pixel shift, no random resized crop). The question:
@@ -185,5 +209,14 @@ print(f"{AUG.title} | scale {scale} | {AUG.command(scale)} | {len(aug)} of "
 AUG.table(scale, aug)
 
 # %%
-assert partial.loc[1.0].drop("clean data").lt(clean_acc).all()
-assert chain.accuracy.between(0, 1).all()
+show(notebook.finding(aug, AUG.protections(scale), AUG.countermeasures(scale),
+                      AUG.labels.get("protection"), scale))
+
+# %% [markdown]
+# ## What the records say about claim 5
+# Judged by `fuselib.experiments.claims` at the best scale measured, whatever this notebook's
+# scale (the README's scorecard, from the same records; reading the Imagenette plans takes a
+# minute, most of it verifying the photos' checksums).
+
+# %%
+show(notebook.claim(5))

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -42,6 +42,7 @@ protection = "fuse"  # any registered protection spec, e.g. "em", "ar", "lsp"
 
 # %%
 from fuselib import experiments, notebook, plots, widgets
+from fuselib.notebook import show, static
 
 env = notebook.setup(scale, seed, data_root, device)
 print(env)
@@ -61,6 +62,9 @@ print(f"{len(measured)} measured runs at scale {scale} (protection {protection!r
 measured[["protection", "filter", "cutoff", "accuracy"]].sort_values(["filter", "cutoff"])
 
 # %%
+show(notebook.finding(measured, [protection], scale=scale))
+
+# %%
 widgets.cutoff_explorer(clean[:64], protected[:64], measured, cutoffs=CUTOFFS, scale=scale)
 
 # %% [markdown]
@@ -70,10 +74,10 @@ widgets.cutoff_explorer(clean[:64], protected[:64], measured, cutoffs=CUTOFFS, s
 # %%
 fig, spec, text = widgets.cutoff_view(clean[0], protected[0], "lowpass", 0.25, measured,
                                       scale=scale)
-print(text)
-plots.save(fig, f"06_cutoff_view_{scale}")
-plots.save(spec, f"06_cutoff_spectrum_{scale}")
+show(text)
+static(plots.save(fig, f"06_cutoff_view_{scale}"))
 fig
 
 # %%
+static(plots.save(spec, f"06_cutoff_spectrum_{scale}"))
 spec

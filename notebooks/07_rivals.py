@@ -52,6 +52,7 @@ device = None      # None: CUDA when available, else the CPU
 import pandas as pd
 
 from fuselib import experiments, notebook, plots
+from fuselib.notebook import show, static
 
 env = notebook.setup(scale, seed, data_root, device)
 print(env)
@@ -89,11 +90,16 @@ notebook.final_peak(acc, peak)
 # %%
 fig = plots.lines({experiments.names.protection(p): (list(acc[p].dropna().index),
                                                      acc[p].dropna().tolist()) for p in RIVALS},
-                  title="GUE, PUE and FUSE across low-pass cutoffs",
+                  keys=RIVALS, title=f"GUE, PUE and FUSE across low-pass cutoffs · seed {seed} · "
+                                     f"victim fastnet",
                   xlabel="low-pass cutoff (normalised radial DCT frequency; 1 = no filter)",
                   ylabel="clean test accuracy (%)", scale=scale, hline=10, hline_label="chance")
-plots.save(fig, f"07_rivals_lowpass_{scale}")
+static(plots.save(fig, f"07_rivals_lowpass_{scale}"))
 fig
+
+# %%
+assert sweep.accuracy.between(0, 1).all()
+show(notebook.finding(sweep, RIVALS, LOWPASS.countermeasures(scale), scale=scale))
 
 # %% [markdown]
 # ## Per-epoch test accuracy
@@ -106,13 +112,18 @@ for cm in ["none"] + (["lowpass:0.25"] if 0.25 in CUTOFFS else []):
     rows = sweep[sweep.countermeasure == cm].set_index("protection").loc[RIVALS]
     curves = {experiments.names.protection(p): [a * 100 for a in rows.loc[p, "curve"]]
               for p in RIVALS}
-    fig = plots.lines(curves, title=f"Clean test accuracy per epoch, training on protected data "
-                      f"({experiments.names.countermeasure(cm)})", xlabel="epoch",
+    fig = plots.lines(curves, keys=RIVALS, xlabel="epoch",
+                      title=f"Clean test accuracy per epoch, training on protected data "
+                            f"({experiments.names.countermeasure(cm)}) · seed {seed} · "
+                            f"victim fastnet",
                       ylabel="clean test accuracy (%)", scale=scale, hline=10,
                       hline_label="chance")
-    plots.save(fig, f"07_rivals_curves_{cm.replace(':', '')}_{scale}")
+    static(plots.save(fig, f"07_rivals_curves_{cm.replace(':', '')}_{scale}"))
     display(fig)  # noqa: F821
     print(cm, "epoch of the peak:", rows.peak_epoch.to_dict())
+
+# %%
+show(notebook.finding(sweep, RIVALS, ["none", "lowpass:0.25"], scale=scale, peak=True))
 
 # %% [markdown]
 # ## The certified learnability bound
@@ -146,8 +157,13 @@ fig = plots.bars({"trained": cert["accuracy, all test (%)"].tolist(),
                  [experiments.names.protection(p) for p in CERTIFY],
                  title="Certified learnability of each protection's training data",
                  ylabel="clean test accuracy (%)", scale=scale)
-plots.save(fig, f"07_certified_{scale}")
+static(plots.save(fig, f"07_certified_{scale}"))
 fig
+
+# %%
+assert all(0 <= c["bound"] <= 1 for c in certs.values())
+show(notebook.listing(cert["certified bound (%)"], f"Certified bound on clean test accuracy "
+                      f"(scale `{scale}`; none where the certificate abstains)", digits=2))
 
 # %% [markdown]
 # ## CUDA under random sharpening + square-DCT low-pass (`rsk`)
@@ -164,10 +180,16 @@ if RSK_FOR:
     print(f"clean test accuracy (%), scale {scale}; last column: published (ResNet-18, full "
           "data)")
     display(rsk_table.round(2))  # noqa: F821
+    assert rsk.accuracy.between(0, 1).all()
+    show(notebook.finding(rsk, RSK_FOR, ["none", "rsk"], scale=scale))
 else:
-    rsk = sweep.iloc[:0]
     print(f"scale {scale}: the RSK section is skipped (set RSK_FOR)")
 
+# %% [markdown]
+# ## What the records say about the rivals under low-pass filtering
+# Claim 1 (GUE and PUE are among the prior UEs it reads), judged by
+# `fuselib.experiments.claims` at the best scale measured, whatever this notebook's scale (the
+# README's scorecard, from the same records).
+
 # %%
-assert sweep.accuracy.between(0, 1).all() and rsk.accuracy.between(0, 1).all()
-assert all(0 <= c["bound"] <= 1 for c in certs.values())
+show(notebook.claim(1))

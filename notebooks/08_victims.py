@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -48,9 +48,11 @@ data_root = None   # None: the default search ($FUSELIB_DATA, ../shared/data, th
 device = None      # None: CUDA when available, else the CPU
 
 # %%
+import pandas as pd
 from IPython.display import Markdown, display
 
 from fuselib import experiments, notebook, plots
+from fuselib.notebook import show, static
 from fuselib.experiments import victims
 
 env = notebook.setup(scale, seed, data_root, device)
@@ -77,6 +79,11 @@ for name in victims.PLANS[1:]:
 # %%
 display(Markdown(experiments.plans.get("victims").markdown(shown)))
 
+# %%
+VICTIMS = experiments.plans.get("victims")
+show(notebook.finding(VICTIMS.run(shown, cached_only=True), victims.PROTECTIONS, victims.FILTERS,
+                      scale=shown))
+
 # %% [markdown]
 # ## Every victim
 # One group of bars per network and filter; error bars are the standard deviation over seeds
@@ -85,11 +92,12 @@ display(Markdown(experiments.plans.get("victims").markdown(shown)))
 # %%
 cats, values, errors = victims.figure_data(summary)
 fig = plots.bars(values, cats, errors=errors, hline=10, hline_label="chance",
-                 title="Clean test accuracy by the attacker's network",
+                 title="Clean test accuracy by the attacker's network · mean ± std over the "
+                       "seeds measured",
                  ylabel="clean test accuracy (%)", scale=shown,
                  yrange=(0, 100))
 fig.update_layout(width=1100, height=480)
-plots.save(fig, f"08_victims_{scale}")
+static(plots.save(fig, f"08_victims_{scale}"))
 fig
 
 # %%
@@ -115,3 +123,19 @@ for victim in (victims.NETWORKS["fastnet"], victims.NETWORKS["resnet18"]):
     print(victim)
     for p in victims.PROTECTIONS:
         print(f"  {p:5}", " | ".join(f"{c}: {cell(victim, p, c)}" for c in victims.FILTERS))
+
+
+# %% [markdown]
+# What the rules say, network by network (every victim plan, from the same records):
+
+# %%
+every = pd.concat([experiments.plans.get(n).run(shown, cached_only=True)
+                   for n in victims.PLANS])
+show(notebook.finding(every, victims.PROTECTIONS, victims.FILTERS, scale=shown))
+
+# %% [markdown]
+# Claim 3 reads these networks as one of its parts; judged by `fuselib.experiments.claims` at
+# the best scale measured (the README's scorecard, from the same records):
+
+# %%
+show(notebook.claim(3))

@@ -44,5 +44,7 @@ def test_parameters_cell(py):
 def test_figures_name_their_scale(py):
     text = py.read_text()
     names = re.findall(r"plots\.save\([^,]+,\s*f?\"([^\"]+)\"", text)
-    # the notebook's scale, or the one scale a figure always reads (e.g. "_full")
-    assert all("{scale}" in n or re.search(r"_(cpu|full|paper)$", n) for n in names), names
+    # the notebook's scale, the scale of the records shown ({shown}: full, else cpu), or the
+    # one scale a figure always reads (e.g. "_full")
+    assert all("{scale}" in n or "{shown}" in n or re.search(r"_(cpu|full|paper)$", n)
+               for n in names), names
