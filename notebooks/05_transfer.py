@@ -107,8 +107,8 @@ fig
 # %%
 assert partial.loc[1.0].drop("clean data").lt(clean_acc).all()
 show(f"Clean data: {clean_acc:.2f}% (seed {seed}, scale `{scale}`). "
-     + notebook.listing(partial.drop(columns="clean data").stack(), "Protected runs "
-                        "(protection, share protected)", digits=2,
+     + notebook.listing(partial.drop(columns="clean data").stack(), "Clean test accuracy "
+                        "after training on each protection at each share protected", digits=2,
                         labels={k: f"{experiments.names.protection(k[1])} at {k[0]:.0%}"
                                 for k in partial.drop(columns="clean data").stack().index}))
 
