@@ -278,13 +278,13 @@ def test_truncated_classifier_through_the_command_line(results_tmp, monkeypatch,
                          "--n-eval", "20"]) == 0
     assert "none" in capsys.readouterr().out
     # what the warning looks like on a terminal: one line, no source line
-    line = cli._short_warning("ignoring x", UserWarning, store.__file__, 1)
+    line = cli.short_warning("ignoring x", UserWarning, store.__file__, 1)
     assert line == "fuselib: warning: ignoring x\n"
 
 
 # --------------------------------------------------------------------------- the handler
 def test_errors_fuselib_raises_are_one_line_exit_2(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "cmd_info", lambda args: protections.load(tmp_path / "nope.pt"))
+    monkeypatch.setattr(cli.info, "cmd_info", lambda args: protections.load(tmp_path / "nope.pt"))
     assert cli.main(["info"]) == 2
     one_line_error(capsys, f"no saved protection at {tmp_path / 'nope.pt'}")
 
@@ -299,9 +299,9 @@ def test_foreign_errors_say_where_and_debug_shows_the_traceback(monkeypatch, cap
     def lookup(args):
         return {}["missing"]
 
-    monkeypatch.setattr(cli, "cmd_info", foreign)
-    monkeypatch.setattr(cli, "cmd_demo", lookup)
-    monkeypatch.setattr(cli, "cmd_results", lambda args: 1 / 0)
+    monkeypatch.setattr(cli.info, "cmd_info", foreign)
+    monkeypatch.setattr(cli.info, "cmd_demo", lookup)
+    monkeypatch.setattr(cli.records, "cmd_results", lambda args: 1 / 0)
     monkeypatch.delenv("FUSELIB_DEBUG", raising=False)
     code = cli.main(["info"])
     err = capsys.readouterr().err
