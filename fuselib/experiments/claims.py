@@ -469,3 +469,80 @@ def verdict(n: int, frame, index=None) -> Verdict:
              3: lambda: claim3(read), 4: lambda: claim4(read), 5: lambda: claim5(read),
              6: lambda: claim6(read), 7: lambda: claim7(read)}
     return judge[int(n)]()
+
+
+# --------------------------------------------------------------------------- the victims
+VICTIM_FILTERS = ("none", "lowpass:0.25", "lowpass:0.125")
+VICTIM_PRIOR = ("ar", "em", "pue")
+
+
+def _victim_line(what: str, judge, fast: Evidence, r18: Evidence) -> str:
+    """One finding on fastnet and on ResNet-18: ``judge(ev)`` gives ``(verdict, numbers)`` or
+    None where the cells it needs are not measured."""
+    out = []
+    for name, ev in (("fastnet", fast), ("ResNet-18", r18)):
+        got = judge(ev) if ev.cells else None
+        out.append(f"{name}: {got[0]} ({got[1]}; {ev.where})" if got else
+                   f"{name}: not measured ({ev.measured} of {ev.total} runs)")
+    return f"- **{what}** — " + "; ".join(out)
+
+
+def victim_findings(frame, scale: str = "cpu") -> list:
+    """The fastnet findings the victims plans re-test, each on fastnet (plan ``main_table``)
+    and on ResNet-18 by the paper's recipe (plan ``victims``) at ``scale``, by the rules above;
+    a finding whose cells are not measured says how many of its runs are."""
+    from . import plans
+
+    def read(name):
+        plan = plans.get(name)
+        want = {(p, c) for b in plans.get("victims").blocks_for(scale) for p in b.protections
+                for c in b.countermeasures}
+        df = frame(plan, scale)
+        if len(df):
+            df = df[[(p, c) in want for p, c in zip(df.protection, df.countermeasure)]]
+        need = {(p, c, s) for b in plan.blocks_for(scale) for p in b.protections
+                for c in b.countermeasures for s in b.seeds if (p, c) in want}
+        return Evidence(name, scale, cells(df), len(df), len(need),
+                        tuple(sorted(set(df.seed))) if len(df) else ())
+
+    fast, r18 = read("main_table"), read("victims")
+
+    def fuse_near_chance(ev):
+        got = [(c, ev.get("fuse", c), ev.get("none", c)) for c in VICTIM_FILTERS]
+        if any(x is None or clean is None for _, x, clean in got):
+            return None
+        c, x, clean = max(got, key=lambda t: t[1].mean)
+        ok = all(near_chance(x, clean) for _, x, clean in got)
+        return ("holds" if ok else "does not hold",
+                f"worst {names.countermeasure(c)} {x.text()}, clean data {clean.text()}")
+
+    def fuse_vs_em(ev):
+        pairs = [(c, ev.get("fuse", c), ev.get("em", c)) for c in VICTIM_FILTERS]
+        if any(f is None or e is None for _, f, e in pairs):
+            return None
+        apart = [c for c, f, e in pairs if below(f, e) or below(e, f)]
+        return ("apart under " + ", ".join(map(names.countermeasure, apart)) if apart else
+                "level within two std", "; ".join(
+                    f"{names.countermeasure(c)} FUSE {f.text()}, class-wise EM {e.text()}"
+                    for c, f, e in pairs))
+
+    def prior_undone(ev):
+        c = "lowpass:0.125"
+        clean = ev.get("none", c)
+        got = [(p, ev.get(p, c)) for p in VICTIM_PRIOR]
+        if clean is None or any(x is None for _, x in got):
+            return None
+        undone_ = [p for p, x in got if undone(x, clean)]
+        return (("undone: " + ", ".join(map(names.protection, undone_))) if undone_ else
+                "none undone", f"low-pass 0.125: " + ", ".join(
+                    f"{names.protection(p)} {x.text()}" for p, x in got)
+                + f", clean data {clean.text()}")
+
+    return [
+        _victim_line("FUSE near chance under every filter", fuse_near_chance, fast, r18),
+        _victim_line("FUSE against class-wise EM", fuse_vs_em, fast, r18),
+        _victim_line("prior UEs undone by low-pass 0.125 (AR, class-wise EM, PUE)",
+                     prior_undone, fast, r18),
+        "- **class-wise random noise learned late** (at `full`, fastnet) — ResNet-18: not "
+        "measured (the victims plans hold no random noise; the `full` tier would test it)",
+    ]

@@ -279,6 +279,9 @@ class Plan:
         else :func:`.names.label`."""
         own = self.labels.get(axis, {})
         values = dict.fromkeys(df[axis]) if axis in df else {}
+        if axis in ("protection", "countermeasure"):  # a row or column not measured yet too
+            values = {**dict.fromkeys(getattr(self, axis + "s")(df.scale.iloc[0])
+                                      if len(df) and "scale" in df else ()), **values}
         return {v: own.get(v, display.label(axis, v)) for v in values}
 
     def order(self, axis: str, scale: str):

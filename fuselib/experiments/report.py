@@ -404,6 +404,14 @@ def lowband_block(scale: str) -> str:
             f"radial DCT frequency{white}: {', '.join(parts)} (`{plan.command(scale)}`).\n")
 
 
+def victims_block(scale: str) -> str:
+    """The fastnet findings re-tested on ResNet-18 by the paper's recipe
+    (:func:`.claims.victim_findings`), a line each."""
+    from .claims import victim_findings
+
+    return "\n".join(victim_findings(measured_frame, scale)) + "\n"
+
+
 def toc_block(text: str) -> str:
     """The table of contents of a Markdown file: its ``##`` headings, linked."""
     heads = [h for h in re.findall(r"^## (.+)$", text, re.M)]
@@ -424,6 +432,8 @@ def render(what: str) -> str:
         return seeded_block(words[1], words[2])
     if words == ["calibration"]:
         return calibration_block()
+    if words[0] == "victims" and len(words) == 2:
+        return victims_block(words[1])
     if words[0] == "protect_proof" and len(words) == 2:
         return proof_block(words[1])
     if words[0] == "curves" and len(words) == 4:
