@@ -1,6 +1,7 @@
 """``fuselib export-data`` and ``fuselib audit``: a protection's data written as researchers share
 it (fuselib.poisons), read back in the same order, and audited with the project's evaluator —
 the same accuracy as the run — and every bad input refused (or reported) before any training."""
+import json
 import pickle
 import re
 
@@ -79,11 +80,17 @@ def test_export_then_audit_reproduces_the_run(results_tmp, tmp_path, capsys):
     out = tmp_path / "report"
     assert cli.main(["audit", str(tmp_path / "pickle"), "--clean", str(tmp_path / "png-clean"),
                      "--scale", "smoke", "--epochs", str(EPOCHS), "--countermeasures", "none",
-                     "--out", str(out)]) == 0
+                     "--out", str(out), "--detect"]) == 0
     printed = capsys.readouterr().out
     assert f"accuracy {run['accuracy']:.4f}" in printed and "[cached]" in printed
     assert {p.name for p in out.iterdir()} == {"audit.md", "accuracy.csv", "accuracy.png",
                                                "distances.csv", "audit.json"}
+    # --detect: the shortcut check's section, before the accuracies, and its rows in the JSON
+    md = (out / "audit.md").read_text()
+    assert "## Detection" in md and md.index("## Detection") < md.index("## Clean test")
+    det = json.loads((out / "audit.json").read_text())["detection"]
+    assert {r["score"] for r in det["rows"]} >= {"linear/none", "mlp/lowpass:0.25"}
+    assert f"detection: {'FLAGGED' if det['flagged'] else 'not flagged'}" in printed
 
 
 # --------------------------------------------------------------------------- bad inputs

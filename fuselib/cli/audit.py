@@ -58,7 +58,11 @@ def cmd_audit(args):
               f"{' [cached]' if r['cached'] else ''}")
 
     with output_lock(a.out, "--out"):  # one writer per report folder
-        report = audit.run(a, cache=not args.no_cache, on_row=row)
+        report = audit.run(a, cache=not args.no_cache, on_row=row, detect=args.detect)
+        if report["detection"]:
+            flagged = report["detection"]["flagged"]
+            print(f"detection: {'FLAGGED, a shortcut is fitted' if flagged else 'not flagged'}"
+                  " (as fuselib detect; see audit.md)")
         if report["profile"]:
             print("energy of poisoned - clean (DCT; low / mid / high thirds): "
                   + " / ".join(f"{f:.1%}" for f in report["profile"]["fractions"])
@@ -160,6 +164,10 @@ def add(sub, f) -> None:
                         "the files' headers before reading (default 4)")
     p.add_argument("--max-pixels", type=whole_number(), default=poisons.MAX_PIXELS,
                    help=f"the most pixels of one image (default {poisons.MAX_PIXELS:,})")
+    p.add_argument("--detect", action="store_true",
+                   help="also check the data for shortcuts as fuselib detect does (a linear and a "
+                        "two-layer model's training accuracy against clean data of the same "
+                        "size; seconds to a minute), a section of the report")
     p.add_argument("--reference", default="train", choices=["train", "records", "off"],
                    help="clean data beside each accuracy: the test set's own training images, "
                         "as many, under the same countermeasure and trainer — train: read the "

@@ -357,9 +357,21 @@ def test_split(test: str, n_test, seed: int, data_root=None):
     return data.subset(xte, yte, n_test, seed)
 
 
-def run(a: Audit, cache: bool = True, device=None, progress=None, on_row=None) -> dict:
+def detection(a: Audit) -> dict:
+    """The shortcut check of :mod:`.detect` on the audited data — training accuracy of a
+    linear and a two-layer model against clean data of the same size, no clean reference
+    needed — without its per-image tensors (``fuselib detect --out`` writes those)."""
+    from .detect import detect
+
+    return {k: v for k, v in detect(a.images, a.labels, a.seed).items()
+            if not isinstance(v, torch.Tensor)}
+
+
+def run(a: Audit, cache: bool = True, device=None, progress=None, on_row=None,
+        detect: bool = False) -> dict:
     """Train on the audited data after each countermeasure; the report (a plain dict).
-    ``on_row(row)`` is called as each countermeasure's result arrives."""
+    ``on_row(row)`` is called as each countermeasure's result arrives; ``detect`` adds
+    :func:`detection`'s section (seconds to a minute on 2 cores)."""
     memo = {}
 
     def test_data():
@@ -397,6 +409,7 @@ def run(a: Audit, cache: bool = True, device=None, progress=None, on_row=None) -
             "scale": a.scale, "seed": a.seed, "eps": a.eps, "chance": 1 / n_classes,
             "warnings": list(a.warnings), "clean": str(a.clean_path) if a.clean_path else None,
             "distance": a.distance, "profile": profile, "rows": rows,
+            "detection": detection(a) if detect else None,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
@@ -404,13 +417,13 @@ def audit(poisoned, labels=None, clean=None, test: str = "cifar10", plan: str = 
           countermeasures=None, scale: str = "cpu", seed: int = 0, eps: float = 8 / 255,
           out=None, epochs=None, recipe=None, data_root=None, cache: bool = True, device=None,
           progress=None, figure=None, write_report: bool = True,
-          limits: poisons.Limits | None = None) -> dict:
+          limits: poisons.Limits | None = None, detect: bool = False) -> dict:
     """:func:`prepare`, :func:`run` and (unless ``write_report=False``) :func:`write` in one
     call; the report, with ``out`` the folder it went to."""
     a = prepare(poisoned, labels, clean, test, plan, countermeasures, scale, seed, eps, out,
                 epochs, recipe, data_root, limits)
     with output_lock(a.out, "--out") if write_report else contextlib.nullcontext():
-        report = run(a, cache, device, progress)
+        report = run(a, cache, device, progress, detect=detect)
         if write_report:
             report["out"] = str(write(report, a.out, a.per_image, figure, a.inputs))
     return report
@@ -458,6 +471,10 @@ def markdown(report: dict, max_listed: int = 50) -> str:
                   "", "| band | perturbation | white noise |", "| --- | --- | --- |"]
         lines += [f"| {n} | {percent(f)} | {percent(s)} |"
                   for n, f, s in zip(bands, p["fractions"], p["white_noise"])]
+    if report.get("detection"):
+        from .detect import markdown as detection_markdown
+
+        lines += ["", detection_markdown(report["detection"], report["path"]).rstrip()]
     lines += ["", "## Clean test accuracy after each countermeasure", "",
               f"Chance: {percent(report['chance'])}. `early_stop` is the unfiltered run at "
               "its best epoch. Clean data: the test set's own training images, as many, "
