@@ -358,6 +358,9 @@ def test_every_flag_has_help(monkeypatch):
         assert any(flag in a.option_strings and a.help for a in names["evaluate"]._actions)
     assert any("--countermeasure" in a.option_strings and a.help
                for a in names["certify"]._actions)
+    # fit fuse: every FuseConfig flag says what it does, not only its default
+    bare = [a.dest for a in names["fit fuse"]._actions if a.help and a.help.startswith("(")]
+    assert not bare, bare
 
 
 def test_top_level_help_is_plain_text(capsys):

@@ -166,12 +166,15 @@ def data_line(dataset: str, root=None):
     return info
 
 
-def one_run_flags(p, scale: dict, seed: dict, no_cache: dict) -> None:
-    """The flags of a command that trains one classifier (evaluate, evaluate-folder)."""
+def one_run_flags(p, scale: dict, seed: dict, no_cache: dict, folder: bool = False) -> None:
+    """The flags of a command that trains one classifier (evaluate; ``folder``: evaluate-folder,
+    which fits no protection and has one trainer)."""
     p.add_argument("--scale", **scale)
-    p.add_argument("--seed", **seed)
+    p.add_argument("--seed", **(seed if not folder else {
+        **seed, "help": "seed of the classifier's training (default 0)"}))
     p.add_argument("--epochs", type=whole_number(), default=None,
-                   help="training epochs (default: the scale's for the trainer)")
+                   help="training epochs (default: the scale's"
+                        + (")" if folder else " for the trainer)"))
     p.add_argument("--no-cache", **no_cache)
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
 

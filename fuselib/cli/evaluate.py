@@ -94,7 +94,7 @@ def add(sub, f) -> None:
     p.add_argument("--countermeasure", default="none",
                    help="filter the attacker applies to the folder's images, e.g. lowpass:0.25 "
                         "(default none)")
-    one_run_flags(p, **one_run)
+    one_run_flags(p, **one_run, folder=True)
     p.set_defaults(func=cmd_evaluate_folder)
 
     p = sub.add_parser("protect-proof",

@@ -1,13 +1,13 @@
 """``fuselib fit fuse``: FUSE fitted and saved, also under torchrun (one share of every batch a process)."""
 from __future__ import annotations
 
-from .common import whole_number, check_output_file, parse_bool
+from .common import budget, whole_number, check_output_file, parse_bool
 
 
 def _fit_fuse_parser(p):
     from dataclasses import fields
 
-    from ..protections.fuse import FuseConfig
+    from ..protections.fuse import FIELD_HELP, FuseConfig
 
     p.add_argument("--out", required=True, help="where rank 0 writes the fitted protection")
     p.add_argument("--dataset", default="cifar10", help="dataset to fit on (default cifar10)")
@@ -20,9 +20,11 @@ def _fit_fuse_parser(p):
                    help="each rank prints a hash of its generator (a DDP sanity check)")
     for f in fields(FuseConfig):
         kind = parse_bool if f.type in ("bool", bool) else type(f.default)
+        shown = f"{f.default:g}" if isinstance(f.default, float) else str(f.default)
+        if f.name == "eps":
+            kind, shown = budget, "8/255"
         p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default,
-                       help=f"(default {f.default:.6g})" if isinstance(f.default, float)
-                       else f"(default {f.default})")
+                       help=f"{FIELD_HELP[f.name]} (default {shown})")
     p.set_defaults(func=cmd_fit)
 
 

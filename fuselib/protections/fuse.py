@@ -141,6 +141,39 @@ class FuseConfig:
         return self
 
 
+# what each FuseConfig field does, in a line (``fuselib fit fuse --help`` shows them)
+FIELD_HELP = {
+    "eps": "the L-inf budget of the perturbation, a number or a fraction such as 8/255",
+    "seed": "seeds the generator's inputs, initialisation, masks and batches",
+    "epochs": "passes of the generator's training over its share of the images",
+    "batch_size": "images a generator step",
+    "portion": "share of the training images the generator trains on, in (0, 1]",
+    "gen_lr": "the generator's Adam learning rate",
+    "gen_width": "channels of the generator's first layer (doubled per resolution step)",
+    "gen_res": "residual blocks of the generator",
+    "input": "the generator's input: noise (one seeded input a class) or images (VTG's)",
+    "surrogate": "the surrogate classifier the perturbations are made against",
+    "surrogate_steps": "surrogate SGD steps between two generator steps",
+    "surrogate_lr": "the surrogate's SGD learning rate",
+    "basis": "the spectral transform of masking and guidance: dct or fft",
+    "rsm": "Random Spectral Masking: remove a random contiguous band of the perturbation a step",
+    "rsm_min_width": "the narrowest band RSM removes (radial frequency, in [0, 1])",
+    "rsm_max_width": "the widest band RSM removes",
+    "rsm_lowpass": "share of RSM draws that are a low-pass instead of a band",
+    "rsm_lowpass_min": "the lowest cutoff of those low-passes",
+    "rsm_images": "RSM filters the whole image x + delta, as the attacker would",
+    "lowband": "> 0: split the budget at this cutoff (lowband_share of it below)",
+    "lowband_share": "the budget's share below lowband, in [0, 1]",
+    "fast": "the surrogate in bf16 autocast and channels_last (the fit's cost, not its objective)",
+    "cbg": "Cross-Band Guidance: the perturbation's low and high bands must each mislead the "
+           "surrogate, and agree",
+    "cbg_cutoff": "the cutoff between CBG's low and high bands",
+    "cbg_weight": "the weight of the CBG term in the generator's loss",
+    "cbg_high": "the weight of the high band's loss inside CBG",
+    "cbg_kl": "the weight of the symmetric KL between the two bands' predictions inside CBG",
+}
+
+
 # settings added after records were shipped, with their defaults: config() leaves them out when
 # at the default, so earlier fits and runs keep their keys
 LATER_DEFAULTS = {"rsm_lowpass": 0.0, "rsm_lowpass_min": 0.1, "rsm_images": False,
