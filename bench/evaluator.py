@@ -29,11 +29,10 @@ Images/second and achieved TFLOP/s (counted with torch.utils.flop_counter on one
 step) are printed for both.
 
 ``--archs fastnet,resnet18,...`` measures instead the training throughput of each network under
-its trainer (fastnet: fast; vit: vit; the rest: standard), in fp32 (``amp=off``, as the standard
-recipe trained before bf16) against bf16 autocast, each in the same process, and prints the
-ratios. ``--amp-check`` adds the accuracy check: the clean ResNet-18 run of plan ``victims``
-(bf16 where the CPU has it) against the same run in fp32 (plan ``victims_amp``) at ``--scale``,
-read from the records or trained::
+its trainer (fastnet: fast; vit: vit; the rest: standard), in fp32 (``amp=off``) against bf16
+autocast, each in the same process, and prints the ratios. ``--amp-check`` adds the accuracy
+check: the clean ResNet-18 run of plan ``victims`` (fp32, the paper's recipe) against the same
+run in bf16 (plan ``victims_amp``) at ``--scale``, read from the records or trained::
 
     python bench/evaluator.py --archs fastnet,resnet18,vgg11,densenet121,resnet50,vit \
         --threads 2 --amp-check --scale cpu
@@ -104,7 +103,7 @@ def archs_report(args, device):
                           **({"device": device} if args.train else {}))
             row = df[(df.protection == "none") & (df.countermeasure == "none")]
             runs[name] = None if row.empty else row.iloc[0]
-        b, f = runs["victims"], runs["victims_amp"]
+        f, b = runs["victims"], runs["victims_amp"]
         if b is None or f is None:
             print(f"\naccuracy check: not measured at {args.scale} (plans victims and victims_amp,"
                   f" clean seed 0); add --train to train them")

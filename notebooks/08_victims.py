@@ -24,7 +24,7 @@
 # that learn from it, so the paper's claims are measured here on the paper's own networks:
 #
 # * **ResNet-18 by the paper's recipe** (SGD, lr 0.1, momentum 0.9, weight decay 5e-4, batch
-#   128, random crop and flip, cosine schedule; bf16 where the CPU has it) with the cosine
+#   128, random crop and flip, cosine schedule; fp32) with the cosine
 #   compressed to 15 epochs at `cpu` scale — plan `victims`, three seeds;
 # * **VGG-11, DenseNet-121 and ResNet-50** by the same recipe (`victims_vgg11`,
 #   `victims_densenet121`, `victims_resnet50`) and a **ViT** by AdamW with warm-up and cosine

@@ -31,9 +31,9 @@ def test_every_architecture_trains_under_both_recipes(arch, trainer, one_thread)
     assert all(torch.isfinite(p).all() for p in r["model"].parameters())
 
 
-def test_the_papers_recipe_uses_bf16_where_the_cpu_has_it():
+def test_the_papers_recipe_stays_in_fp32_and_bf16_is_a_setting():
     std = T.get_recipe("standard")
-    assert std.amp == "auto" and std.channels_last
+    assert std.amp == "off" and std.channels_last and T.get_recipe("vit").amp == "off"
     assert T.autocast(torch.device("cpu"), "off").fast_dtype == torch.bfloat16  # the dtype ...
     assert not T.autocast(torch.device("cpu"), "off")._enabled  # ... but off when told
     assert T.autocast(torch.device("cpu"), "auto")._enabled == T.bf16_ok(torch.device("cpu"))
@@ -47,10 +47,10 @@ def test_the_optimizer_enters_a_config_only_when_it_is_not_sgd():
     assert vit["recipe"]["optimizer"] == "adamw"
     # the short schedule of the paper's networks at cpu scale, the curve on 2,000 test images
     assert std["recipe"]["epochs"] == 15 and std["recipe"]["curve_images"] == 2000
-    assert std["recipe"]["schedule"] == "cosine" and std["recipe"]["amp"] == "auto"
-    off, _, _ = build_config("none", "none", trainer="standard", scale="cpu",
-                             recipe={"amp": "off"})
-    assert off["recipe"]["amp"] == "off" and off != std
+    assert std["recipe"]["schedule"] == "cosine" and std["recipe"]["amp"] == "off"
+    bf16, _, _ = build_config("none", "none", trainer="standard", scale="cpu",
+                              recipe={"amp": "auto"})
+    assert bf16["recipe"]["amp"] == "auto" and bf16 != std
 
 
 def test_the_vit_recipe_is_adamw_with_warmup_then_cosine():

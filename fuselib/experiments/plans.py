@@ -499,10 +499,11 @@ _PLANS = [
          {"ci": (), "*": (Block(("none", "em", "fuse")),)},
          notebook="08_victims", rows="protection", cols="countermeasure", trainer="standard",
          recipe={"epochs": 60}),
-    Plan("victims_amp", "ResNet-18 on clean data in fp32, beside the bf16 run of plan victims "
-         "(bench/evaluator.py --archs compares them)",
-         {"ci": (), "*": (Block(("none",)),)},
-         notebook="08_victims", trainer="standard", recipe={"amp": "off"}),
+    Plan("victims_amp", "ResNet-18 on clean data in bf16 autocast, beside the fp32 runs of "
+         "plan victims (bench/evaluator.py --archs --amp-check compares them)",
+         {"ci": (), "*": (Block(("none",), ("none", "lowpass:0.25")),)},
+         notebook="08_victims", rows="protection", cols="countermeasure", trainer="standard",
+         recipe={"amp": "auto"}),
     Plan("partial_poisoning", "Only a share of the training images protected",
          {"ci": (Block(("fuse",)),), "cpu": (Block(("fuse",)),),
           "*": (Block(("em", "ar", "fuse"), poison_ratios=(0.2, 0.5, 0.8, 0.9, 1.0)),)},
