@@ -472,8 +472,7 @@ def verdict(n: int, frame, index=None) -> Verdict:
 
 
 # --------------------------------------------------------------------------- the victims
-VICTIM_FILTERS = ("none", "lowpass:0.25", "lowpass:0.125")
-VICTIM_PRIOR = ("ar", "em", "pue")
+VICTIM_PRIOR = ("ar", "em", "pue")  # the prior UEs of plan victims
 
 
 def _victim_line(what: str, judge, fast: Evidence, r18: Evidence) -> str:
@@ -492,6 +491,7 @@ def victim_findings(frame, scale: str = "cpu") -> list:
     and on ResNet-18 by the paper's recipe (plan ``victims``) at ``scale``, by the rules above;
     a finding whose cells are not measured says how many of its runs are."""
     from . import plans
+    from .plans import VICTIM_FILTERS
 
     def read(name):
         plan = plans.get(name)
