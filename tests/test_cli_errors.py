@@ -363,6 +363,22 @@ def test_every_flag_has_help(monkeypatch):
     assert not bare, bare
 
 
+def test_scale_defaults_differ_only_with_a_reason(monkeypatch):
+    """The commands that train default to the cheap ``ci``; a command with another default (or
+    none) says why in its help."""
+    top = _parser(monkeypatch)
+    unexplained = []
+    for name, sub in _subparsers(top):
+        for a in sub._actions:
+            if "--scale" not in a.option_strings or a.default == "ci":
+                continue
+            why = (f"default {a.default}:" in a.help or f"default {a.default}," in a.help
+                   if a.default else "no default:" in a.help)
+            if not why:
+                unexplained.append(f"{name}: {a.help}")
+    assert not unexplained, unexplained
+
+
 def test_top_level_help_is_plain_text(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["--help"])

@@ -109,7 +109,8 @@ def add(sub, f) -> None:
     p.add_argument("protection", help="protection spec, e.g. ar, fuse, em:mode=sample")
     p.add_argument("dir", help="a new (or empty) folder to write")
     p.add_argument("--scale", required=True, choices=list(SCALES),
-                   help="whose training subset: " + ", ".join(SCALES))
+                   help="whose training subset: " + ", ".join(SCALES) + " (no default: the "
+                        "scale decides which and how many images are written)")
     p.add_argument("--seed", type=seed_number, default=0,
                    help="seed of the training subset and of the protection's fit (default 0)")
     p.add_argument("--dataset", default="cifar10",
@@ -148,7 +149,9 @@ def add(sub, f) -> None:
                    help="countermeasure specs instead of a plan, e.g. lowpass:0.25 jpeg:10")
     p.add_argument("--scale", **{**scale, "default": "cpu",
                                  "help": "the trainer's recipe and test subset: "
-                                         + ", ".join(SCALES) + " (default cpu)"})
+                                         + ", ".join(SCALES) + " (default cpu, not the "
+                                         "training commands' ci: a verdict on someone's data "
+                                         "needs the classifier the shipped records use)"})
     p.add_argument("--seed", type=seed_number, default=0,
                    help="seed of the classifier's training and of the test subset (default 0)")
     p.add_argument("--eps", type=budget, default=8 / 255,
@@ -186,7 +189,8 @@ def add(sub, f) -> None:
     p.add_argument("--labels", default=None, help="a labels file for arrays without their own")
     p.add_argument("--scale", **{**scale, "default": "cpu",
                                  "help": "a protection spec's training subset: "
-                                         + ", ".join(SCALES) + " (default cpu)"})
+                                         + ", ".join(SCALES) + " (default cpu: the 10,000 "
+                                         "images the detector's zoo table was measured on)"})
     p.add_argument("--dataset", default="cifar10",
                    help="the dataset a protection spec protects (default cifar10)")
     p.add_argument("--seed", type=seed_number, default=0,

@@ -184,7 +184,8 @@ def add(sub, f) -> None:
 
     p = sub.add_parser("export", help="copy cached run records of a scale to results/measured")
     p.add_argument("--scale", default="cpu", choices=list(SCALES),
-                   help="the scale whose records are copied (default cpu)")
+                   help="the scale whose records are copied (default cpu, the scale the measurement "
+                        "queues run at; the training commands default to the cheaper ci)")
     p.add_argument("--dest", default=None, help="default: results/measured in this checkout")
     p.add_argument("--fits", nargs="*", default=["fuse"],
                    help="protections whose fitted state is copied too (default: fuse)")

@@ -124,7 +124,8 @@ def add(sub, f) -> None:
 
     p = sub.add_parser("verify", help="recompute shipped records from scratch and compare")
     p.add_argument("--scale", default="cpu", choices=list(SCALES),
-                   help="the scale of the shipped records (default cpu)")
+                   help="the scale of the shipped records (default cpu, the scale most of them are at; "
+                        "the training commands default to ci, which ships few)")
     p.add_argument("--sample", type=whole_number(), default=3,
                    help="how many records, drawn at random (default 3)")
     p.add_argument("--seed", type=seed_number, default=0, help="seed of the random draw")
