@@ -31,8 +31,9 @@ step) are printed for both.
 ``--archs fastnet,resnet18,...`` measures instead the training throughput of each network under
 its trainer (fastnet: fast; vit: vit; the rest: standard), in fp32 (``amp=off``) against bf16
 autocast, each in the same process, and prints the ratios. ``--amp-check`` adds the accuracy
-check: the clean ResNet-18 run of plan ``victims`` (fp32, the paper's recipe) against the same
-run in bf16 (plan ``victims_amp``) at ``--scale``, read from the records or trained::
+check: the clean ResNet-18 run of plan ``schedule_paper`` (fp32, the paper's batch and lr)
+against the same run in bf16 (plan ``victims_amp``) at ``--scale``, read from the records or
+trained::
 
     python bench/evaluator.py --archs fastnet,resnet18,vgg11,densenet121,resnet50,vit \
         --threads 2 --amp-check --scale cpu
@@ -97,15 +98,16 @@ def archs_report(args, device):
         from fuselib.experiments import plans
 
         runs = {}
-        for name in ("victims", "victims_amp"):
+        for name in ("schedule_paper", "victims_amp"):
             plan = plans.get(name)
             df = plan.run(args.scale, seeds=[0], cached_only=not args.train,
                           **({"device": device} if args.train else {}))
             row = df[(df.protection == "none") & (df.countermeasure == "none")]
             runs[name] = None if row.empty else row.iloc[0]
-        f, b = runs["victims"], runs["victims_amp"]
+        f, b = runs["schedule_paper"], runs["victims_amp"]
         if b is None or f is None:
-            print(f"\naccuracy check: not measured at {args.scale} (plans victims and victims_amp,"
+            print(f"\naccuracy check: not measured at {args.scale} (plans schedule_paper and "
+                  f"victims_amp,"
                   f" clean seed 0); add --train to train them")
         else:
             d = 100 * (b.accuracy - f.accuracy)
@@ -173,7 +175,7 @@ def main():
                     help="comma-separated networks: measure fp32 against bf16 training "
                          "throughput for each instead of the fast/standard comparison")
     ap.add_argument("--amp-check", action="store_true",
-                    help="with --archs: the clean ResNet-18 run of plans victims and "
+                    help="with --archs: the clean ResNet-18 run of plans schedule_paper and "
                          "victims_amp at --scale, bf16 against fp32")
     ap.add_argument("--train", action="store_true",
                     help="with --amp-check: train the runs that are not measured yet")

@@ -10,11 +10,12 @@ Three recipes, one loop (``train(..., recipe="fast" | "standard" | "vit")``):
   training starts.
 * ``standard`` — the recipe of the unlearnable-examples papers: ResNet-18, SGD lr 0.1,
   momentum 0.9, weight decay 5e-4, batch 128, cosine schedule, random crop (zero pad 4) and
-  horizontal flip, fp32 and channels_last. Epochs are a parameter (the papers use 60–200).
+  horizontal flip, fp32 and channels_last. Epochs are a parameter (the papers use 60–200; the
+  cpu and full scales shorten the schedule and halve the batch: ``experiments.scales``).
   bf16 autocast (``amp="auto"``) about doubles ResNet-18's training throughput on a CPU with
   AVX512-BF16 (``bench/evaluator.py --archs``), but a whole clean run in bf16 ended several
-  points below the same run in fp32 (plans ``victims_amp`` against ``victims``), more than the
-  1 point the recipe allows, so the paper's recipe stays in fp32.
+  points below the same run in fp32 (plans ``victims_amp`` against ``schedule_paper``), more
+  than the 1 point the recipe allows, so the paper's recipe stays in fp32.
 * ``vit`` — the standard recipe's data path for Vision Transformers, trained as transformers
   are (DeiT; APBench's ViT runs): AdamW, lr 1e-3, weight decay 0.05, a linear warm-up over the
   first 10% of the steps, then cosine.
@@ -73,6 +74,7 @@ class Recipe:
     adv_steps: int = 10
     adv_step: float = 2 / 255
     ueraser: int = 0                # K strong-augmentation draws per image (0: off)
+    sda: float = 0.0                # stronger data augmentation's strength s in (0, 1] (0: off)
     # evaluation protocol: the per-epoch curve on a fixed, class-balanced subset of this many test
     # images (0: on all of them, every epoch); the last epoch is always tested on all of them
     curve_images: int = 0
@@ -117,6 +119,8 @@ def get_recipe(recipe="fast", **overrides) -> Recipe:
     if not 0.0 <= r.crop_scale <= 1.0:
         raise ValueError(f"crop_scale must be in [0, 1] (0: no random resized crop), "
                          f"got {r.crop_scale}")
+    if not 0.0 <= r.sda <= 1.0:
+        raise ValueError(f"sda is a strength in [0, 1] (0: off), got {r.sda}")
     if r.cutout < 0 or r.ueraser < 0 or r.adv_steps < 0 or r.curve_images < 0:
         raise ValueError("cutout, ueraser, adv_steps and curve_images must be >= 0")
     return r
@@ -266,7 +270,8 @@ def evaluation_of(curve_set, test_images, r: Recipe) -> dict:
 
 def defences_in(r: Recipe) -> list:
     """The names of the training-time defence fields ``r`` switches on."""
-    return [k for k, off in (("ueraser", 0), ("cutout", 0), ("mix", "none"), ("adv", "none"))
+    return [k for k, off in (("ueraser", 0), ("sda", 0.0), ("cutout", 0), ("mix", "none"),
+                             ("adv", "none"))
             if getattr(r, k) != off]
 
 
@@ -293,7 +298,7 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
     run's record is written).
 
     ``defences``: the training-time defences the recipe switches on (its ``cutout``, ``mix``,
-    ``adv`` and ``ueraser`` fields), as objects with a ``batch(model, x, y, gen, amp_ctx)``
+    ``adv``, ``ueraser`` and ``sda`` fields), as objects with a ``batch(model, x, y, gen, amp_ctx)``
     operation — ``fuselib.countermeasures.defences(recipe)`` builds them (the experiment runner
     does). The trainer knows no defence itself, so it sits below the countermeasures.
     """
@@ -341,7 +346,7 @@ def train(train_images, train_labels, test_images, test_labels, recipe="fast", *
     start = 0
     if checkpoint is not None:
         rec = {k: v for k, v in asdict(r).items()  # fields added later: as before them when off
-               if (k not in ("curve_images", "crop_scale") or v)
+               if (k not in ("curve_images", "crop_scale", "sda") or v)
                and not (k == "optimizer" and v == "sgd")}
         stamp = {"recipe": rec, "seed": int(seed), "num_classes": n_cls,
                  "data": _fingerprint(train_images, train_labels, test_images, test_labels)}

@@ -252,6 +252,27 @@ else:
     print(f"scale {scale}: the full suite is skipped (set SUITE_FOR, or run at scale 'paper')")
 
 # %% [markdown]
+# ## Countermeasures newer than the paper
+# COIN (Wang et al., AAAI 2025: random multiplicative bilinear interpolation), stronger data
+# augmentation (SDA) and SDA with adversarial noise from a two-layer network (SDA+AN; Zhu, Yu
+# and Gao, AAAI 2024) against clean data, AR, class-wise EM and FUSE (plan
+# `newer_countermeasures`; measured from `cpu` on, blank = not measured yet).
+
+# %%
+from IPython.display import Markdown
+
+NEWER = experiments.plans.get("newer_countermeasures")
+if NEWER.size(scale):
+    newer = NEWER.run(scale, seeds=[seed], device=env.device)
+    display(Markdown(NEWER.markdown(scale, newer)))  # noqa: F821
+    if len(newer):
+        show(notebook.finding(newer, NEWER.protections(scale),
+                              [c for c in NEWER.countermeasures(scale)
+                               if c in set(newer.countermeasure)], scale=scale))
+else:
+    print(f"scale {scale}: measured from cpu on ({NEWER.command('cpu')})")
+
+# %% [markdown]
 # ## Published numbers, for comparison only
 # The Deep Hiding paper's Table I (ResNet-18, their runs and re-implementations, 40k
 # iterations) — **not** results of this project; our runs use a much smaller budget.

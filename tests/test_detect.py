@@ -120,3 +120,31 @@ def test_command_writes_report_and_per_image_csv(clean, tmp_path, capsys):
     report = json.loads((out / "detect.json").read_text())
     assert report["flagged"] and report["seed"] == 1 and report["n"] == N
     assert "| linear/none |" in (out / "detect.md").read_text()
+
+
+def test_zoo_removal_trains_before_and_after_and_resumes(monkeypatch):
+    """The zoo's removal measurement: the mixed set has the ratio's share protected, the flagged
+    share is removed before the second training, and rows measured before are not redone."""
+    from fuselib.experiments import detect_zoo as Z
+
+    x = torch.zeros(10, 3, 8, 8, dtype=torch.uint8)
+    images, poisoned = Z.mixed(x, x + 7, 0.3)
+    assert int(poisoned.sum()) == 3 and int(images[poisoned].min()) == 7
+    assert torch.equal(Z.mixed(x, x + 7, 0.3)[1], poisoned)  # seeded
+    rows = Z.after_removal(["random"], [0.5], scale="smoke", progress=lambda *_: None)
+    (r,) = rows
+    assert r["kept"] == r["n"] - round(0.5 * r["n"]) and 0 <= r["poisoned_left"] <= r["kept"]
+    assert 0 <= r["accuracy_mixed"] <= 1 and 0 <= r["accuracy_after"] <= 1
+    import fuselib.train
+
+    monkeypatch.setattr(fuselib.train, "train", lambda *a, **k: pytest.fail("retrained"))
+    assert Z.after_removal(["random"], [0.5], scale="smoke", done=rows) == rows
+    md = Z.markdown({"command": "c", "commit": "x", "machine": "m", "torch": "t", "threads": 1,
+                     "seconds": 1.0, "args": {"sizes": [], "draws": 1, "clean_draws": 1,
+                                              "seed": 0},
+                     "per_dataset": {"rows": [{"protection": "none", "n": r["n"],
+                                               "full_score": 0.0, "full_flagged": False,
+                                               "accuracy": dict.fromkeys(D.SCORE_KEYS, 0.5),
+                                               "sizes": {}}]},
+                     "after_removal": rows}, "smoke")
+    assert "After removing the flagged images" in md and f"{r['accuracy_after']:.2%}" in md

@@ -84,3 +84,25 @@ def test_victims_plans_name_their_trainer():
     assert "trainer" not in plans.get("main_table")._common({})
     assert plans.get("victims").size("cpu") == 45
     assert plans.get("victims_long")._common({})["recipe"] == {"epochs": 60}
+
+
+def test_schedule_candidates_are_clean_data_only_and_the_papers_keeps_its_record():
+    from fuselib.experiments import victims
+    from fuselib.experiments.store import config_key
+
+    for name in plans.SCHEDULE_CANDIDATES:
+        plan = plans.get(f"schedule_{name}")
+        assert plan.protections("cpu") == ["none"] and plan.countermeasures("cpu") == ["none"]
+    # the paper's batch and lr at cpu: the config of the first shipped ResNet-18 record
+    paper, _, _ = build_config("none", "none", trainer="standard", scale="cpu",
+                               recipe=plans.SCHEDULE_CANDIDATES["paper"])
+    assert config_key(paper) == "9c406d8157d83c3e54ee"
+    import pandas as pd
+
+    df = pd.DataFrame([{"schedule": "paper", "batch": 128, "lr": 0.1, "final": 61.5},
+                       {"schedule": "b64", "batch": 64, "lr": 0.05, "final": 70.0}]
+                      ).set_index("schedule")
+    text = victims.schedule_finding(df)
+    assert "**batch 64, lr 0.05: 70.00%**" in text and "batch 128, lr 0.1: 61.50%" in text
+    assert "not measured" not in victims.schedule_finding(df.iloc[:0]) and "No candidate" in (
+        victims.schedule_finding(df.iloc[:0]))

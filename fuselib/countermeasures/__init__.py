@@ -10,7 +10,7 @@ REGISTRY = Registry("countermeasure")
 
 from .base import Countermeasure  # noqa: E402
 from . import filters, squeeze, training, projection, purify, chain  # noqa: E402,F401  (registers)
-from . import rsk, coin  # noqa: E402,F401
+from . import rsk, coin, sdaan  # noqa: E402,F401
 from .training import defences  # noqa: E402
 
 

@@ -22,6 +22,8 @@ from .base import Countermeasure
 
 @REGISTRY.register("orthogonal", primary="epochs")
 class OrthogonalProjection(Countermeasure):
+    paper = "Sandoval-Segura et al., NeurIPS 2023"
+    official = "psandovalsegura/learn-from-unlearnable"
     kind = "learned"
     needs_labels = True
 

@@ -47,6 +47,8 @@ class _VAE(nn.Module):
 
 @REGISTRY.register("dvae", primary="rate")
 class RateLimitedVAE(Countermeasure):
+    paper = "Yu et al., ICML 2024 (D-VAE), first stage only"
+    official = "yuyi-sd/D-VAE"
     kind = "learned"
 
     def __init__(self, rate: float = 0.5, latent: int = 8, epochs: int = 5, beta: float = 10.0,

@@ -33,6 +33,8 @@ def square_lowpass(x: torch.Tensor, keep: float) -> torch.Tensor:
 
 @REGISTRY.register("rsk", primary="keep")
 class RandomSharpenLowPass(Countermeasure):
+    paper = "Kim & Sandoval-Segura, AdvML-Frontiers @ NeurIPS 2024"
+    official = "aseriesof-tubes/RSK"
     _gen = None  # the kernels' generator, re-seeded at every call
 
     def __init__(self, keep: float = 0.3, strength: float = 1.5, std: float = 0.1, seed: int = 0):

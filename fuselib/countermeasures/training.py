@@ -4,7 +4,7 @@ Each defence is one countermeasure class here with its batch operation: the data
 unchanged, :attr:`recipe` names the :class:`fuselib.train.Recipe` fields it switches on (they
 enter the run's config and hash), and :meth:`TrainingDefence.batch` is what the trainer calls on
 every augmented batch. :func:`defences` turns a recipe back into the defences it switches on, in
-the order the trainer applies them (UEraser, cutout, mixing, adversarial examples); the
+the order the trainer applies them (UEraser, SDA, cutout, mixing, adversarial examples); the
 experiment runner passes them to :func:`fuselib.train.train`. Settings default to the Deep
 Hiding paper's protocol (``shared/reference/protocol.md``).
 
@@ -23,6 +23,14 @@ random draw comes from the trainer's seeded CPU generator ``gen``.
   drawn ``K`` times per image; each image trains on its *highest-loss* draw. Deviation: the
   official code composes kornia's PlasmaBrightness/PlasmaContrast/ChannelShuffle with
   torchvision's TrivialAugment; here they are re-implemented as batched tensor ops.
+* stronger data augmentation (SDA; Zhu, Yu and Gao, AAAI 2024, repository hala64/udp,
+  ``sdaan.py``) at strength ``s``: a random resized crop of area share in ``[1 − 0.9s, 1]``,
+  colour jitter (brightness, contrast and saturation factors in ``[1 − 0.4s, 1 + 0.4s]``, hue
+  shifted by up to ``0.1s`` of a turn) with probability ``0.8s`` and grayscale with probability
+  ``0.2s``, per image. Deviations: the jitter's four factors apply in a fixed order
+  (torchvision: a random one), hue turns the chroma plane in YIQ space (torchvision: HSV), and the
+  trainer's own flip and translation stay on. With adversarial noise it is ``sdaan``
+  (:mod:`.sdaan`).
 * early stopping: the attacker keeps the best epoch (no batch operation; the runner reads the
   undefended run's peak).
 """
@@ -147,6 +155,46 @@ def strong_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return p - 0.5
 
 
+def colour_jitter(p: torch.Tensor, s: float, gen: torch.Generator) -> torch.Tensor:
+    """SDA's colour jitter on images ``p`` in ``[0, 1]``, one draw per image: brightness,
+    contrast, saturation (factors in ``[1 − 0.4s, 1 + 0.4s]``) and hue (a turn of up to
+    ``±0.1s``), applied with probability ``0.8s``; then grayscale with probability ``0.2s``."""
+    b, dev = p.shape[0], p.device
+
+    def factor(width):
+        return (1 + (_uniform((b, 1, 1, 1), gen, dev) * 2 - 1) * width)
+
+    def grey(q):
+        return 0.299 * q[:, :1] + 0.587 * q[:, 1:2] + 0.114 * q[:, 2:3]
+
+    q = (p * factor(0.4 * s)).clamp(0, 1)                                    # brightness
+    m = grey(q).mean(dim=(1, 2, 3), keepdim=True)
+    q = ((q - m) * factor(0.4 * s) + m).clamp(0, 1)                          # contrast
+    g = grey(q)
+    q = ((q - g) * factor(0.4 * s) + g).clamp(0, 1)                          # saturation
+    turn = (_uniform((b,), gen, dev) * 2 - 1) * 0.1 * s * 2 * math.pi        # hue, in YIQ
+    yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
+                        [0.211, -0.523, 0.312]], device=dev)
+    c = torch.einsum("ij,bjhw->bihw", yiq, q)
+    cos, sin = turn.cos().view(b, 1, 1), turn.sin().view(b, 1, 1)
+    i, qq = c[:, 1] * cos - c[:, 2] * sin, c[:, 1] * sin + c[:, 2] * cos
+    q = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(yiq),
+                     torch.stack([c[:, 0], i, qq], 1)).clamp(0, 1)
+    on = (_uniform((b, 1, 1, 1), gen, dev) < 0.8 * s)
+    p = torch.where(on, q, p)
+    gray = _uniform((b, 1, 1, 1), gen, dev) < 0.2 * s
+    return torch.where(gray, grey(p).expand_as(p), p)
+
+
+def sda_inputs(x: torch.Tensor, s: float, gen: torch.Generator) -> torch.Tensor:
+    """One SDA draw per image of a model-scale batch: random resized crop, then colour jitter."""
+    from ..train import random_resized_crop
+
+    if s > 0:
+        x = random_resized_crop(x, gen, 1 - 0.9 * s)
+    return colour_jitter(x + 0.5, s, gen) - 0.5
+
+
 def ueraser_inputs(model, x, y, k: int, gen, amp_ctx) -> torch.Tensor:
     """Of ``k`` strong augmentations per image, the one the current model finds hardest."""
     draws = [strong_augment(x, gen) for _ in range(k)]
@@ -174,6 +222,8 @@ class TrainingDefence(PassThrough):
 class Cutout(TrainingDefence):
     """One random ``size``×``size`` square per training image blanked (16 px on 32×32)."""
 
+    paper = "DeVries & Taylor, 2017"
+
     def __init__(self, size: int = 16):
         self.size = check_count("size", size)
 
@@ -189,6 +239,8 @@ class Cutout(TrainingDefence):
 class MixUp(TrainingDefence):
     """Blend each training image with a random other one, λ ~ Beta(α, α) (α 1: uniform), and
     the two labels by λ."""
+
+    paper = "Zhang et al., ICLR 2018"
 
     mode = "mixup"
 
@@ -210,6 +262,8 @@ class CutMix(MixUp):
     """Paste a random box (area fraction 1 − λ, λ ~ Beta(α, α)) from another image of the
     batch; labels mixed by area."""
 
+    paper = "Yun et al., ICCV 2019"
+
     mode = "cutmix"
 
 
@@ -217,6 +271,8 @@ class CutMix(MixUp):
 class AdversarialTraining(TrainingDefence):
     """Adversarial training with PGD (Madry et al.): ``norm`` "linf" (ε 8/255, step 2/255) or
     "l2" (ε 1, step 0.25), ``steps`` 10, random start. ``eps``/``step`` default per norm."""
+
+    paper = "Madry et al., ICLR 2018"
 
     def __init__(self, norm: str = "linf", eps: float | None = None, steps: int = 10,
                  step: float | None = None):
@@ -245,6 +301,9 @@ class UEraser(TrainingDefence):
     """UEraser-style adversarial augmentation: ``k`` strong random augmentations per image,
     train on the one with the highest loss (official K = 5)."""
 
+    paper = "Qin et al., 2023 (UEraser)"
+    official = "lafeat/ueraser"
+
     def __init__(self, k: int = 5):
         self.k = check_count("k", k)
 
@@ -254,6 +313,28 @@ class UEraser(TrainingDefence):
 
     def batch(self, model, x, y, gen, amp_ctx):
         return ueraser_inputs(model, x, y, self.k, gen, amp_ctx), None, 1.0
+
+
+@REGISTRY.register("sda", primary="strength")
+class StrongAugment(TrainingDefence):
+    """Stronger data augmentation (SDA, the detection paper's defence without its adversarial
+    noise): random resized crop, colour jitter and grayscale at ``strength`` s in (0, 1]
+    (official 1.0)."""
+
+    paper = "Zhu, Yu and Gao, AAAI 2024 (SDA)"
+    official = "hala64/udp"
+
+    def __init__(self, strength: float = 1.0):
+        if not 0 < float(strength) <= 1:
+            raise ValueError(f"strength must be in (0, 1], got {strength}")
+        self.strength = float(strength)
+
+    @property
+    def recipe(self):
+        return {"sda": self.strength}
+
+    def batch(self, model, x, y, gen, amp_ctx):
+        return sda_inputs(x, self.strength, gen), None, 1.0
 
 
 @REGISTRY.register("early_stop")
@@ -267,10 +348,12 @@ class EarlyStop(PassThrough):
 
 def defences(recipe) -> list:
     """The training-time defences a :class:`fuselib.train.Recipe` switches on, in the order the
-    trainer applies them to a batch: UEraser, cutout, mixup/cutmix, adversarial examples."""
+    trainer applies them to a batch: UEraser, SDA, cutout, mixup/cutmix, adversarial examples."""
     out = []
     if recipe.ueraser:
         out.append(UEraser(recipe.ueraser))
+    if recipe.sda:
+        out.append(StrongAugment(recipe.sda))
     if recipe.cutout:
         out.append(Cutout(recipe.cutout))
     if recipe.mix != "none":

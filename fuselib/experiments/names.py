@@ -18,6 +18,7 @@ SAMPLE_EM_CPU = "em:mode=sample,pgd_steps=5,max_rounds=10"
 PROTECTIONS = {
     "none": "clean data",
     "random": "class-wise random noise",
+    "random:mode=sample": "sample-wise random noise",
     "ar": "AR", "lsp": "LSP", "ops": "OPS", "cuda": "CUDA", "tap": "TAP", "rem": "REM",
     "dh": "DH", "uc": "UC", "gue": "GUE", "pue": "PUE", "vtg": "VTG", "pil": "PIL",
     "fuse": "FUSE",
@@ -46,7 +47,8 @@ COUNTERMEASURES = {
     "noise": "Gaussian noise", "cutout": "cutout", "cutmix": "CutMix", "mixup": "mixup",
     "adv": "adversarial training", "ueraser": "UEraser", "orthogonal": "orthogonal projection",
     "dvae": "D-VAE purification", "early_stop": "early stopping", "rsk": "sharpening + DCT (RSK)",
-    "coin": "COIN", "chain": "a chain",
+    "coin": "COIN", "sda": "stronger augmentation (SDA)", "sdaan": "SDA + adversarial noise",
+    "chain": "a chain",
 }
 
 ARCHS = {None: "fastnet", "fastnet": "fastnet", "resnet18": "ResNet-18",

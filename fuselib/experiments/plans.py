@@ -55,6 +55,10 @@ MAIN_SEEDED = ("none", "ar", "em", "pue", "fuse", FIX)
 SAMPLE_EM_CPU = "em:mode=sample,pgd_steps=5,max_rounds=10"
 MAIN_TABLE_CPU = tuple(SAMPLE_EM_CPU if p == "em:mode=sample" else p for p in MAIN_TABLE)
 MAIN_FILTERS = ("none",) + lowpass(0.125, 0.25, 0.5) + ("highpass:0.25", "jpeg:10+lowpass:0.25")
+# methods newer than the paper, measured at cpu beside its tables: PIL (ICLR 2026), a protection
+# in the main table; COIN (AAAI 2025) and SDA+AN (AAAI 2024, with SDA alone), countermeasures
+NEWER_PROTECTIONS = ("pil",)
+NEWER_COUNTERMEASURES = ("coin", "sda", "sdaan")
 
 
 # claim 5, cross-dataset transfer: each method made on the target itself and on the other
@@ -85,6 +89,15 @@ def transfer_labels(target: str, source: str, spec: str) -> dict:
 VICTIM_PROTECTIONS = ("none", "ar", "em", "pue", "fuse")
 VICTIM_FILTERS = ("none", "lowpass:0.25", "lowpass:0.125")
 VICTIM_ARCHS = {"vgg11": "VGG-11", "densenet121": "DenseNet-121", "resnet50": "ResNet-50"}
+# candidate short schedules for ResNet-18 at cpu scale (15 epochs, cosine), tried on clean data
+# only, never on a protection: the paper's batch and lr, and twice the steps at batch 64 with the
+# lr scaled with the batch and at the paper's lr (at 15 epochs of 10,000 images the paper's
+# recipe takes 1,170 steps)
+SCHEDULE_CANDIDATES = {
+    "paper": {"batch_size": 128, "lr": 0.1},
+    "b64": {"batch_size": 64, "lr": 0.05},
+    "b64_lr01": {"batch_size": 64, "lr": 0.1},
+}
 
 @dataclass(frozen=True)
 class Block:
@@ -362,8 +375,11 @@ _PLANS = [
     Plan("main_table", "The paper's main table: every protection with no filter, three "
          "low-passes, a high-pass and JPEG 10 then low-pass, with seeds",
          {"ci": (Block(("none", "fuse"), ("none", "lowpass:0.25")),),  # the headline's runs
-          **dict.fromkeys(("cpu", "full"), (Block(MAIN_TABLE_CPU, MAIN_FILTERS),
-                                             Block(MAIN_SEEDED, MAIN_FILTERS, seeds=(0, 1, 2)))),
+          "cpu": (Block(MAIN_TABLE_CPU, MAIN_FILTERS),
+                  Block(MAIN_SEEDED, MAIN_FILTERS, seeds=(0, 1, 2)),
+                  Block(NEWER_PROTECTIONS, MAIN_FILTERS)),
+          "full": (Block(MAIN_TABLE_CPU, MAIN_FILTERS),
+                   Block(MAIN_SEEDED, MAIN_FILTERS, seeds=(0, 1, 2))),
           "*": (Block(MAIN_TABLE, MAIN_FILTERS),
                 Block(MAIN_SEEDED, MAIN_FILTERS, seeds=(0, 1, 2)))},
          notebook="04_main_results", rows="protection", cols="countermeasure",
@@ -377,6 +393,11 @@ _PLANS = [
          {"ci": (),
           "cpu": (Block(("none", "ar", "em"), _countermeasures.SUITE),),
           "*": (Block(("none", "ar", "em", "fuse"), _countermeasures.SUITE),)},
+         notebook="04_main_results", cached_only=("cpu",)),
+    Plan("newer_countermeasures", "Countermeasures newer than the paper: COIN, stronger data "
+         "augmentation (SDA) and SDA with adversarial noise",
+         {"ci": (), "*": (Block(("none", "ar", "em", "fuse"),
+                                ("none",) + NEWER_COUNTERMEASURES),)},
          notebook="04_main_results", cached_only=("cpu",)),
     Plan("ablations", "FUSE's ablation: Random Spectral Masking and Cross-Band Guidance on/off",
          {"ci": (Block(("fuse", "fuse:rsm=False,cbg=False"), ("lowpass:0.25",)),),
@@ -472,9 +493,9 @@ _PLANS = [
           "*": (Block(("none", "em", "ar", "fuse"),
                       archs=(None, "resnet18", "resnet50", "vgg11", "densenet121", "vit")),)},
          notebook="05_transfer", rows="arch"),
-    Plan("victims", "The paper's network: ResNet-18 by the paper's recipe (SGD, batch 128, "
-         "cosine over the scale's epochs) on clean data, AR, class-wise EM, PUE and FUSE, "
-         "unfiltered and under two strong low-passes, with seeds",
+    Plan("victims", "The paper's network: ResNet-18 by the paper's recipe (SGD, cosine over "
+         "the scale's epochs; batch 64 at lr 0.05 at cpu and full) on clean data, AR, class-wise "
+         "EM, PUE and FUSE, unfiltered and under two strong low-passes, with seeds",
          {"ci": (Block(("none", "fuse"), ("none", "lowpass:0.25")),),
           "*": (Block(VICTIM_PROTECTIONS, VICTIM_FILTERS, seeds=(0, 1, 2)),)},
          notebook="08_victims", rows="protection", cols="countermeasure",
@@ -499,11 +520,18 @@ _PLANS = [
          {"ci": (), "*": (Block(("none", "em", "fuse")),)},
          notebook="08_victims", rows="protection", cols="countermeasure", trainer="standard",
          recipe={"epochs": 60}),
-    Plan("victims_amp", "ResNet-18 on clean data in bf16 autocast, beside the fp32 runs of "
-         "plan victims (bench/evaluator.py --archs --amp-check compares them)",
+    Plan("victims_amp", "ResNet-18 on clean data in bf16 autocast at the paper's batch and lr, "
+         "beside the fp32 run of plan schedule_paper (bench/evaluator.py --archs --amp-check "
+         "compares them)",
          {"ci": (), "*": (Block(("none",), ("none", "lowpass:0.25")),)},
          notebook="08_victims", rows="protection", cols="countermeasure", trainer="standard",
-         recipe={"amp": "auto"}),
+         recipe={"amp": "auto", **SCHEDULE_CANDIDATES["paper"]}),
+    *(Plan(f"schedule_{name}", "ResNet-18 on clean data by a candidate short schedule: "
+           + ", ".join(f"{k} {v}" for k, v in recipe.items()),
+           {"ci": (), "*": (Block(("none",)),)},
+           notebook="08_victims", rows="protection", cols="countermeasure", trainer="standard",
+           recipe=recipe)
+      for name, recipe in SCHEDULE_CANDIDATES.items()),
     Plan("partial_poisoning", "Only a share of the training images protected",
          {"ci": (Block(("fuse",)),), "cpu": (Block(("fuse",)),),
           "*": (Block(("em", "ar", "fuse"), poison_ratios=(0.2, 0.5, 0.8, 0.9, 1.0)),)},
@@ -532,9 +560,9 @@ _PLANS = [
          settings={"ci": dict(sigma=0.01, n_samples=10, alpha=0.1, q=0.7, eta=0.0),
                    "*": dict(sigma=0.01, n_samples=100, alpha=0.01, q=0.7, eta=0.0,
                              n_eval=2000)}),
-    Plan("cuda_rsk", "CUDA under random sharpening + square-DCT low-pass (rsk)",
-         {"ci": (), "*": (Block(("none", "cuda"), ("none", "rsk")),)},
-         notebook="07_rivals", rows="protection", cols="countermeasure"),
+    Plan("cuda_rsk", "CUDA under random sharpening + square-DCT low-pass (rsk) and under COIN",
+         {"ci": (), "*": (Block(("none", "cuda"), ("none", "rsk", "coin")),)},
+         notebook="07_rivals", rows="protection", cols="countermeasure", cached_only=("cpu",)),
 ]
 PLANS = {p.name: p for p in _PLANS}
 

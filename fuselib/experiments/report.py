@@ -158,6 +158,27 @@ def methods_block() -> str:
     return "\n".join(lines) + "\n"
 
 
+def countermeasures_block() -> str:
+    """The registered countermeasures: name, display name, kind, paper and code, file."""
+    import inspect
+
+    from .. import countermeasures
+    from .names import countermeasure as label
+
+    lines = ["| name | what it is | kind | paper | file |", "| --- | --- | --- | --- | --- |"]
+    for name in countermeasures.names():
+        if name in ("none", "chain"):
+            continue
+        cls = countermeasures.REGISTRY.cls(name)
+        f = Path(inspect.getfile(cls)).resolve().relative_to(REPO)
+        paper = getattr(cls, "paper", "") or ""
+        official = getattr(cls, "official", "") or ""
+        if official:
+            paper += f" ([code](https://github.com/{official}))"
+        lines.append(f"| `{name}` | {label(name)} | {cls.kind} | {paper} | [`{f}`]({f}) |")
+    return "\n".join(lines) + "\n"
+
+
 def plans_block(scale: str = "cpu") -> str:
     """Every named plan: what it shows, where, how much of it is measured at ``scale`` and the
     compute that took (from the records' own ``seconds``)."""
@@ -191,8 +212,11 @@ def scales_block() -> str:
         if fast.get("curve_images"):
             fast_text += f"; curve on {fast['curve_images']:,} test images, last epoch on all"
         n = lambda v: "all" if v is None else f"{v:,}"  # noqa: E731
+        std = sc.get("standard", {})
+        std_text = f"{std.get('epochs')} epoch{'s' if std.get('epochs') != 1 else ''}" + (
+            f", batch {std['batch_size']}, lr {std['lr']:g}" if "batch_size" in std else "")
         lines.append(f"| `{name}` | {n(sc['n_train'])} / {n(sc['n_test'])} | {fast_text} | "
-                     f"{sc.get('standard', {}).get('epochs')} epochs |")
+                     f"{std_text} |")
     return "\n".join(lines) + "\n"
 
 
@@ -412,6 +436,37 @@ def victims_block(scale: str) -> str:
     return "\n".join(victim_findings(measured_frame, scale)) + "\n"
 
 
+def schedules_block(scale: str) -> str:
+    """ResNet-18's candidate short schedules on clean data (:func:`.victims.schedules`)."""
+    from . import plans
+    from .victims import schedule_finding, schedules
+
+    df = schedules(scale)
+    lines = ["| schedule | batch | lr | final | peak | training accuracy, last epoch | hours "
+             "| plan |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {name} | {int(r.batch)} | {r.lr:g} | {r.final:.2f}% | {r.peak:.2f}% | "
+              f"{r.train_last:.2f}% | {r.hours:.2f} | `schedule_{name}` |"
+              for name, r in df.iterrows()]
+    missing = [n for n in plans.SCHEDULE_CANDIDATES if n not in df.index]
+    return ("\n".join(lines) + "\n\n" + schedule_finding(df)
+            + (f" Not measured yet: {', '.join(missing)}." if missing else "")
+            + f" (`fuselib grid --plan schedule_NAME --scale {scale}`; 15 epochs, cosine, "
+            "seed 0.)\n")
+
+
+def detect_block(scale: str) -> str:
+    """The shipped detection measurement over the zoo (:mod:`.detect_zoo`), in sentences."""
+    from . import detect_zoo
+
+    res = detect_zoo.load(scale)
+    if res is None:
+        return f"(nothing measured yet: `python bench/detect_zoo.py --scale {scale}`)\n"
+    more = detect_zoo.removal_finding(res)
+    return (detect_zoo.finding(res) + (" " + more if more else "")
+            + f" (`{res['command']}`, {res['machine']}"
+            + "".join(f"; then `{m['command']}`" for m in res.get("more_commands", [])) + ")\n")
+
+
 def toc_block(text: str) -> str:
     """The table of contents of a Markdown file: its ``##`` headings, linked."""
     heads = [h for h in re.findall(r"^## (.+)$", text, re.M)]
@@ -434,6 +489,10 @@ def render(what: str) -> str:
         return calibration_block()
     if words[0] == "victims" and len(words) == 2:
         return victims_block(words[1])
+    if words[0] == "schedules" and len(words) == 2:
+        return schedules_block(words[1])
+    if words[0] == "detect" and len(words) == 2:
+        return detect_block(words[1])
     if words[0] == "protect_proof" and len(words) == 2:
         return proof_block(words[1])
     if words[0] == "curves" and len(words) == 4:
@@ -444,6 +503,8 @@ def render(what: str) -> str:
         return plan_block(words[1], words[2])
     if words == ["methods"]:
         return methods_block()
+    if words == ["countermeasures"]:
+        return countermeasures_block()
     if words == ["scales"]:
         return scales_block()
     if words[0] == "plans" and len(words) == 2:

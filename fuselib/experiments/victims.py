@@ -51,6 +51,47 @@ def summary(scale: str):
         drop=True)
 
 
+def schedules(scale: str):
+    """The candidate short schedules of ResNet-18 on clean data (plans ``schedule_*``, one row
+    each measured at ``scale``): batch, lr, final and peak test accuracy and the training
+    accuracy of the last epoch (percent, on its augmented batches), the per-epoch test curve and
+    the hours the run took."""
+    import pandas as pd
+
+    from .runner import run
+
+    rows = []
+    for name, recipe in _plans.SCHEDULE_CANDIDATES.items():
+        plan = _plans.get(f"schedule_{name}")
+        r = run("none", "none", trainer=plan.trainer, scale=scale, recipe=dict(plan.recipe),
+                cached_only=True)
+        if r is None:
+            continue
+        rows.append({"schedule": name, "batch": recipe["batch_size"], "lr": recipe["lr"],
+                     "final": 100 * r["accuracy"], "peak": 100 * r["peak_accuracy"],
+                     "train_last": 100 * r["train_accuracy"][-1],
+                     "curve": [100 * a for a in r["curve"]], "hours": r["seconds"] / 3600,
+                     "key": r["key"]})
+    return pd.DataFrame(rows, columns=["schedule", "batch", "lr", "final", "peak", "train_last",
+                                       "curve", "hours", "key"]).set_index("schedule")
+
+
+def schedule_finding(df) -> str:
+    """The schedule comparison in a sentence, from :func:`schedules`' rows."""
+    if df.empty:
+        return "No candidate schedule is measured at this scale yet."
+    best = df.final.idxmax()
+
+    def say(name):
+        r = df.loc[name]
+        return f"batch {int(r.batch)}, lr {r.lr:g}: {r.final:.2f}%"
+
+    others = [say(n) for n in df.index if n != best]
+    return (f"On clean data, seed 0, the best of {len(df)} candidate schedules is "
+            f"**{say(best)}**" + (f" (against {'; '.join(others)})" if others else "")
+            + ". One seed a candidate: a direction, not a measured spread.")
+
+
 def figure_data(df) -> tuple:
     """``(categories, values, errors)`` for :func:`fuselib.plots.bars`: one category per
     victim and filter, one bar per protection (by its display name)."""
