@@ -5,11 +5,11 @@ per dataset (every protection's protected training set and clean data, subsets a
 against clean subsets), per image (partial poisoning: AUC, precision and recall of the flagged
 images) and, with ``--parts removal``, fastnet's accuracy on a mixed set before and after the
 flagged images are removed. ``--parts`` measures only the parts named and merges them into the
-existing JSON (its command listed under ``more_commands``); the removal part resumes from its
-``.partial.json`` after an interruption.
+existing JSON (its command listed under ``more_commands``); the removal part keeps the rows
+already measured and resumes from its ``.partial.json`` after an interruption.
 
     python bench/detect_zoo.py                              # per dataset and per image
-    python bench/detect_zoo.py --parts removal --removal fuse em --ratios 0.2 0.5
+    python bench/detect_zoo.py --parts removal --removal fuse em --ratios 0.5 0.2
     python bench/detect_zoo.py --protections random cuda --sizes 500 --draws 2 --out /tmp/z
 """
 from __future__ import annotations
@@ -102,8 +102,11 @@ def main(argv=None):
             s for s in a.protections if s != "random:mode=sample"]
         res["per_image"] = Z.per_image(specs, a.ratios, a.seed, a.scale)
     if "removal" in a.parts:
-        done = json.loads(partial.read_text()).get("after_removal", []) if (
-            partial.is_file() and not everything) else []
+        # rows measured before: the interrupted run's partial JSON, else the shipped JSON's
+        # (a row without the random-removal control gets only the control)
+        done = [] if everything else (
+            json.loads(partial.read_text()).get("after_removal", []) if partial.is_file()
+            else res.get("after_removal", []))
         res["after_removal"] = Z.after_removal(
             a.removal, a.ratios, a.seed, a.scale, done=done,
             on_row=lambda rows: write_json(partial, {**res, "after_removal": rows}))

@@ -134,11 +134,17 @@ def test_zoo_removal_trains_before_and_after_and_resumes(monkeypatch):
     rows = Z.after_removal(["random"], [0.5], scale="smoke", progress=lambda *_: None)
     (r,) = rows
     assert r["kept"] == r["n"] - round(0.5 * r["n"]) and 0 <= r["poisoned_left"] <= r["kept"]
-    assert 0 <= r["accuracy_mixed"] <= 1 and 0 <= r["accuracy_after"] <= 1
+    assert all(0 <= r[k] <= 1 for k in ("accuracy_mixed", "accuracy_after", "accuracy_random"))
+    old = {k: v for k, v in r.items() if k != "accuracy_random"}  # measured before the control
     import fuselib.train
 
     monkeypatch.setattr(fuselib.train, "train", lambda *a, **k: pytest.fail("retrained"))
     assert Z.after_removal(["random"], [0.5], scale="smoke", done=rows) == rows
+    calls = []
+    monkeypatch.setattr(fuselib.train, "train",
+                        lambda *a, **k: calls.append(len(a[1])) or {"accuracy": 0.5})
+    (added,) = Z.after_removal(["random"], [0.5], scale="smoke", done=[old])
+    assert calls == [r["kept"]] and added["accuracy_random"] == 0.5  # only the control ran
     md = Z.markdown({"command": "c", "commit": "x", "machine": "m", "torch": "t", "threads": 1,
                      "seconds": 1.0, "args": {"sizes": [], "draws": 1, "clean_draws": 1,
                                               "seed": 0},

@@ -114,48 +114,56 @@ def per_image(specs, ratios, seed: int = 0, scale: str = "cpu", progress=print) 
 def after_removal(specs, ratios, seed: int = 0, scale: str = "cpu", device=None,
                   done=(), on_row=None, progress=print) -> list:
     """Per protection and ratio: the scale's fast classifier (fastnet, the shipped records'
-    recipe) trained on the mixed set, and on what is left after removing the ``ratio·N``
-    images of highest per-image score — the flagged ones (a curator who knows how much to
-    remove; precision equals recall then). Both tested on the scale's clean test subset.
-    ``done``: rows measured before (their protection and ratio are skipped and kept);
-    ``on_row(rows)`` after each new row (to save progress)."""
+    recipe) trained on the mixed set; on what is left after removing the ``ratio·N`` images of
+    highest per-image score — the flagged ones (a curator who knows how much to remove;
+    precision equals recall then); and, the control, after removing as many images drawn at
+    random (what removal costs without the detector). All tested on the scale's clean test
+    subset. ``done``: rows measured before (kept; a row without its control gets it added);
+    ``on_row(rows)`` after each row (to save progress)."""
     from ..train import get_recipe, train
     from ..utils import default_device
     from .runner import protected_data
     from .scales import SCALES, recipe_overrides
 
-    rows = list(done)
-    have = {(r["protection"], r["ratio"]) for r in rows}
+    rows = {(r["protection"], r["ratio"]): dict(r) for r in done}
     recipe = get_recipe("fast", **recipe_overrides(scale, "fast", None, None, {}))
     xte, yte = data.subset(*data.load("cifar10", "test"), SCALES[scale]["n_test"], seed)
     device = device or default_device()
+
+    def fit(images, labels):
+        return train(images, labels, xte, yte, recipe, seed=seed, device=device)["accuracy"]
+
     for spec in specs:
-        if all((spec, r) in have for r in ratios):
+        todo = [r for r in ratios if "accuracy_random" not in rows.get((spec, r), {})]
+        if not todo:
             continue
         x, px, y = protected_data(spec, scale, 0)
-        for ratio in ratios:
-            if (spec, ratio) in have:
-                continue
+        for ratio in todo:
             images, poisoned = mixed(x, px, ratio)
-            flagged = D.flag_top(D.per_image(images, y, seed), ratio)
-            p, _ = D.precision_recall(flagged, poisoned)
-            keep = ~flagged
             t0 = time.perf_counter()
-            before = train(images, y, xte, yte, recipe, seed=seed, device=device)["accuracy"]
-            after = train(images[keep], y[keep], xte, yte, recipe, seed=seed,
-                          device=device)["accuracy"]
-            rows.append({"protection": spec, "ratio": ratio, "n": len(y),
-                         "kept": int(keep.sum()), "precision": p,
-                         "poisoned_left": int((poisoned & keep).sum()),
-                         "accuracy_mixed": before, "accuracy_after": after,
-                         "recipe": {"trainer": "fast", "scale": scale, "seed": seed,
-                                    "epochs": recipe.epochs},
-                         "seconds": time.perf_counter() - t0})
-            progress(f"{spec} ratio {ratio}: {before:.2%} mixed, {after:.2%} after removing "
-                     f"{len(y) - int(keep.sum())} flagged (precision {p:.3f})")
+            row = rows.get((spec, ratio))
+            if row is None:
+                flagged = D.flag_top(D.per_image(images, y, seed), ratio)
+                p, _ = D.precision_recall(flagged, poisoned)
+                keep = ~flagged
+                row = {"protection": spec, "ratio": ratio, "n": len(y),
+                       "kept": int(keep.sum()), "precision": p,
+                       "poisoned_left": int((poisoned & keep).sum()),
+                       "accuracy_mixed": fit(images, y),
+                       "accuracy_after": fit(images[keep], y[keep]),
+                       "recipe": {"trainer": "fast", "scale": scale, "seed": seed,
+                                  "epochs": recipe.epochs}, "seconds": 0.0}
+            g = torch.Generator().manual_seed(MIX_SEED + seed)
+            drop = D.flag_top(torch.rand(len(y), generator=g), 1 - row["kept"] / row["n"])
+            row["accuracy_random"] = fit(images[~drop], y[~drop])
+            row["seconds"] += time.perf_counter() - t0
+            rows[(spec, ratio)] = row
+            progress(f"{spec} ratio {ratio}: {row['accuracy_mixed']:.2%} mixed, "
+                     f"{row['accuracy_after']:.2%} after removing the flagged, "
+                     f"{row['accuracy_random']:.2%} after removing as many at random")
             if on_row is not None:
-                on_row(rows)
-    return rows
+                on_row(list(rows.values()))
+    return list(rows.values())
 
 
 def frame(res: dict):
@@ -210,6 +218,8 @@ def removal_finding(res: dict) -> str:
     parts = [f"{label(r['protection'])} at ratio {r['ratio']}: {r['accuracy_mixed']:.2%} on the "
              f"mixed set, {r['accuracy_after']:.2%} after removing the "
              f"{r['n'] - r['kept']:,} flagged images ({r['poisoned_left']:,} protected left)"
+             + (f", {r['accuracy_random']:.2%} after removing as many at random"
+                if "accuracy_random" in r else "")
              for r in rows]
     return ("Trained on (fastnet, the fast recipe, seed 0): " + "; ".join(parts) + ".")
 
@@ -275,16 +285,18 @@ def markdown(res: dict, scale: str = "cpu") -> str:
         lines += ["", "## After removing the flagged images", "",
                   f"The same mixed sets; fastnet trained by the fast recipe ({ep} epochs, seed "
                   f"{rows[0]['recipe']['seed']}) on the mixed set as it is, and again on what is "
-                  "left after removing the `ratio·N` highest per-image scores; clean test "
+                  "left after removing the `ratio·N` highest per-image scores, and after "
+                  "removing as many images drawn at random (the control); clean test "
                   "accuracy on the scale's test subset.", "",
                   "| protection | ratio | precision | protected images left | accuracy, mixed "
-                  "| accuracy, flagged removed | change |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
+                  "| accuracy, flagged removed | change | accuracy, as many removed at random |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         lines += [f"| {r['protection']} | {r['ratio']} | {r['precision']:.3f} | "
                   f"{r['poisoned_left']:,} of {round(r['ratio'] * r['n']):,} | "
                   f"{r['accuracy_mixed']:.2%} | {r['accuracy_after']:.2%} | "
-                  f"{100 * (r['accuracy_after'] - r['accuracy_mixed']):+.2f} pts |"
-                  for r in rows]
+                  f"{100 * (r['accuracy_after'] - r['accuracy_mixed']):+.2f} pts | "
+                  + (f"{r['accuracy_random']:.2%} |" if "accuracy_random" in r
+                     else "not measured |") for r in rows]
     return "\n".join(lines) + "\n"
 
 
