@@ -32,6 +32,7 @@ import torch
 
 from .. import data
 from . import detect as D
+from .names import protection as label
 from .store import REPO
 
 # every registered protection whose cpu-scale fit is shipped or costs seconds; the others
@@ -172,8 +173,6 @@ def frame(res: dict):
     the data as given and after low-pass — beside clean data of the same size."""
     import pandas as pd
 
-    from .names import protection as label
-
     rows = []
     for r in res["per_dataset"]["rows"]:
         side = D.detection_side(32)
@@ -222,12 +221,6 @@ def removal_finding(res: dict) -> str:
                 if "accuracy_random" in r else "")
              for r in rows]
     return ("Trained on (fastnet, the fast recipe, seed 0): " + "; ".join(parts) + ".")
-
-
-def label(spec: str) -> str:
-    from .names import protection
-
-    return protection(spec)
 
 
 def markdown(res: dict, scale: str = "cpu") -> str:
@@ -300,5 +293,4 @@ def markdown(res: dict, scale: str = "cpu") -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["MIX_SEED", "PROTECTIONS", "SUBSET_SEED", "after_removal", "finding", "frame", "label",
-           "load", "markdown", "mixed", "path", "per_dataset", "per_image", "removal_finding"]
+__all__ = ["MIX_SEED", "PROTECTIONS", "SUBSET_SEED", "after_removal", "finding", "frame", "load", "markdown", "mixed", "path", "per_dataset", "per_image", "removal_finding"]
