@@ -4,11 +4,15 @@ Writes ``results/detect_zoo_cpu.json`` and its generated tables ``results/detect
 per dataset (every protection's protected training set and clean data, subsets at each size
 against clean subsets), per image (partial poisoning: AUC, precision and recall of the flagged
 images) and, with ``--parts removal``, fastnet's accuracy on a mixed set before and after the
-flagged images are removed. ``--parts`` measures only the parts named and merges them into the
-existing JSON (its command listed under ``more_commands``); the removal part keeps the rows
-already measured and resumes from its ``.partial.json`` after an interruption.
+flagged images are removed. A measurement merges into the existing JSON (its command listed
+under ``more_commands``): the rows of the protections measured replace theirs, the others stay,
+so protections can be added a few at a time; ``--parts`` measures only the parts named; the
+removal part keeps the rows already measured and resumes from its ``.partial.json`` after an
+interruption. Merging needs the part's settings (sizes, draws, ratios, seed) to be the
+existing measurement's; ``--fresh`` starts the JSON anew instead.
 
     python bench/detect_zoo.py                              # per dataset and per image
+    python bench/detect_zoo.py --protections tap rem --sizes 500 2000 --draws 3 --clean-draws 10
     python bench/detect_zoo.py --parts removal --removal fuse em --ratios 0.5 0.2
     python bench/detect_zoo.py --protections random cuda --sizes 500 --draws 2 --out /tmp/z
 """
@@ -68,6 +72,9 @@ def main(argv=None):
     ap.add_argument("--out", default=None,
                     help="where the JSON and Markdown go, without the suffix (default: the "
                          "scale's name beside results/detect_zoo_cpu.json)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="start OUT.json anew (dropping every row measured before, the removal "
+                         "part's too) instead of merging into it")
     ap.add_argument("--markdown-only", action="store_true",
                     help="rewrite OUT.md from OUT.json, measuring nothing")
     a = ap.parse_args(argv)
@@ -80,37 +87,56 @@ def main(argv=None):
 
     for spec in [*a.protections, *a.removal, *(a.per_image or [])]:
         protections.get(spec)  # a bad name fails now
+    from fuselib.experiments import detect as D
+
+    if "dataset" in a.parts and min(a.sizes) < D.MIN_IMAGES:
+        sys.exit(f"--sizes {min(a.sizes)}: detection needs at least {D.MIN_IMAGES} images")
     everything = set(a.parts) >= {"dataset", "image"}
-    if not everything and not out.with_suffix(".json").is_file():
+    shipped = (json.loads(out.with_suffix(".json").read_text())
+               if out.with_suffix(".json").is_file() and not a.fresh else None)
+    if shipped is None and not everything:
         sys.exit(f"--parts {' '.join(a.parts)} merges into {out}.json, which does not exist: "
                  "measure the dataset and image parts first")
+    if shipped is not None:
+        differ = [k for p in a.parts for k in Z.mismatch(vars(a), shipped["args"], p)]
+        if differ:
+            sys.exit(f"{out}.json was measured with other settings ("
+                     + ", ".join(f"--{k.replace('_', '-')} {shipped['args'][k]}"
+                                 for k in dict.fromkeys(differ))
+                     + "): pass those to add rows to it, or --fresh to start it anew")
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
     stamp = {"command": "python bench/detect_zoo.py " + " ".join(argv if argv is not None
                                                                  else sys.argv[1:]),
              "commit": _commit(), "machine": _cpu(), "torch": torch.__version__,
              "threads": a.threads}
-    res = ({**stamp, "args": vars(a)} if everything
-           else json.loads(out.with_suffix(".json").read_text()))
+    res = shipped if shipped is not None else {**stamp, "args": vars(a)}
     partial = out.with_suffix(".partial.json")
     if "dataset" in a.parts:
-        res["per_dataset"] = Z.per_dataset(a.protections, a.sizes, a.draws, a.clean_draws,
-                                           a.seed, a.scale)
-        write_json(partial, res)  # the first part kept if the second fails
+        new = Z.per_dataset(a.protections, a.sizes, a.draws, a.clean_draws, a.seed, a.scale)
+        rows = Z.merge_rows(res.get("per_dataset", {}).get("rows", []), new["rows"])
+        res["per_dataset"] = {"clean_scores": new["clean_scores"], "rows": rows}
+        res["args"]["protections"] = [r["protection"] for r in rows if r["protection"] != "none"]
+        # the first part kept if the second fails (an interrupted removal's rows kept too)
+        earlier = json.loads(partial.read_text()) if partial.is_file() else {}
+        write_json(partial, {**res, **({"after_removal": earlier["after_removal"]}
+                                        if "after_removal" in earlier else {})})
     if "image" in a.parts:
         specs = a.per_image if a.per_image is not None else [
             s for s in a.protections if s != "random:mode=sample"]
-        res["per_image"] = Z.per_image(specs, a.ratios, a.seed, a.scale)
+        res["per_image"] = Z.merge_rows(res.get("per_image", []),
+                                        Z.per_image(specs, a.ratios, a.seed, a.scale),
+                                        key=("protection", "ratio"))
     if "removal" in a.parts:
         # rows measured before: the interrupted run's partial JSON, else the shipped JSON's
         # (a row without the random-removal control gets only the control)
-        done = [] if everything else (
+        done = [] if shipped is None else (
             json.loads(partial.read_text()).get("after_removal", []) if partial.is_file()
             else res.get("after_removal", []))
         res["after_removal"] = Z.after_removal(
             a.removal, a.ratios, a.seed, a.scale, done=done,
             on_row=lambda rows: write_json(partial, {**res, "after_removal": rows}))
-    if everything:
+    if shipped is None:
         res["seconds"] = time.perf_counter() - t0
     else:
         res.setdefault("more_commands", []).append(

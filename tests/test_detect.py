@@ -154,3 +154,53 @@ def test_zoo_removal_trains_before_and_after_and_resumes(monkeypatch):
                                                "sizes": {}}]},
                      "after_removal": rows}, "smoke")
     assert "After removing the flagged images" in md and f"{r['accuracy_after']:.2%}" in md
+
+
+def test_zoo_rows_merge_by_protection():
+    """Measuring more protections later adds their rows; measuring one again replaces its row."""
+    from fuselib.experiments import detect_zoo as Z
+
+    old = [{"protection": "none", "v": 0}, {"protection": "ar", "v": 1}]
+    new = [{"protection": "none", "v": 2}, {"protection": "tap", "v": 3}]
+    assert Z.merge_rows(old, new) == [{"protection": "none", "v": 2},
+                                      {"protection": "ar", "v": 1}, {"protection": "tap", "v": 3}]
+    rows = [{"protection": "em", "ratio": 0.1, "v": 0}, {"protection": "em", "ratio": 0.5, "v": 1}]
+    assert Z.merge_rows(rows, [{"protection": "em", "ratio": 0.5, "v": 9}],
+                        key=("protection", "ratio"))[1]["v"] == 9
+    args = {"sizes": [500], "draws": 3, "clean_draws": 10, "seed": 0, "ratios": [0.1]}
+    assert Z.mismatch(args, {**args, "draws": 5}, "dataset") == ["draws"]
+    assert Z.mismatch(args, {**args, "draws": 5}, "image") == []
+
+
+def test_zoo_bench_adds_protections_and_keeps_removal_rows(tmp_path, results_tmp):
+    """bench/detect_zoo.py at smoke scale: a second command with another protection merges into
+    the first one's JSON (rows and removal part kept); other settings are refused in one line."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "bench" / "detect_zoo.py"
+    out = tmp_path / "z"
+    common = ["--scale", "smoke", "--sizes", "200", "--draws", "1", "--clean-draws", "2",
+              "--ratios", "0.5", "--threads", "1", "--out", str(out)]
+
+    def bench(*extra):
+        return subprocess.run([sys.executable, str(script), *common, *extra],
+                              capture_output=True, text=True, timeout=600)
+
+    first = bench("--protections", "random")
+    assert first.returncode == 0, first.stderr
+    res = json.loads(out.with_suffix(".json").read_text())
+    res["after_removal"] = [{"protection": "random", "ratio": 0.5, "n": 512, "precision": 1.0,
+                             "poisoned_left": 0, "accuracy_mixed": 0.3, "accuracy_after": 0.4,
+                             "recipe": {"epochs": 2, "seed": 0}}]  # stands in for a measured row
+    out.with_suffix(".json").write_text(json.dumps(res))
+    second = bench("--protections", "ar")
+    assert second.returncode == 0, second.stderr
+    merged = json.loads(out.with_suffix(".json").read_text())
+    assert [r["protection"] for r in merged["per_dataset"]["rows"]] == ["none", "random", "ar"]
+    assert [r["protection"] for r in merged["per_image"]] == ["random", "ar"]
+    assert merged["after_removal"] == res["after_removal"]
+    assert merged["args"]["protections"] == ["random", "ar"] and len(merged["more_commands"]) == 1
+    refused = bench("--protections", "ar", "--draws", "2")
+    assert refused.returncode != 0 and "--draws 1" in refused.stderr.strip().splitlines()[-1]

@@ -128,6 +128,22 @@ def test_audit_out_deletes_only_its_own_files(tmp_path):
     assert (old / "notes.txt").read_text() == "mine"
 
 
+def test_audit_out_in_the_working_directory_replaces_files_not_the_folder(tmp_path,
+                                                                          monkeypatch):
+    """``--out .`` holding an earlier audit: the folder stays (the shell standing in it is not
+    left in a deleted folder), the old report's files are replaced, nothing is left beside it."""
+    here = tmp_path / "here"
+    monkeypatch.chdir(tmp_path)
+    audit.write(_report(), here)
+    monkeypatch.chdir(here)
+    inode = here.stat().st_ino
+    audit.write({**_report(), "created": "later"}, Path("."))
+    assert here.stat().st_ino == inode and Path.cwd() == here
+    assert {p.name for p in here.iterdir()} == {"accuracy.csv", "audit.md", "audit.json"}
+    assert json.loads((here / "audit.json").read_text())["created"] == "later"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 def test_audit_out_in_the_data_is_refused_before_work(tmp_path, results_tmp, no_training,
                                                       capsys, monkeypatch):
     """``--out`` equal to the data folder (which holds an audit.json too), inside it, or

@@ -62,6 +62,25 @@ class Countermeasure(Configurable):
         return out
 
 
+class Seeded(Countermeasure):
+    """A countermeasure that draws random numbers (``self.seed`` set by the subclass): one
+    generator, seeded afresh at every call, so the same call on the same images gives the same
+    images; :attr:`gen` also serves ``transform`` called on its own."""
+
+    seed = 0
+    _gen = None
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        self._gen = torch.Generator().manual_seed(self.seed)
+        return super().__call__(images, labels)
+
+    @property
+    def gen(self) -> torch.Generator:
+        if self._gen is None:
+            self._gen = torch.Generator().manual_seed(self.seed)
+        return self._gen
+
+
 class PassThrough(Countermeasure):
     """Data unchanged (a copy); subclasses change the training instead."""
 

@@ -22,7 +22,7 @@ SciPy's legacy ``"wrap"`` mode has a period of ``H − 1``.
 import torch
 
 from . import REGISTRY
-from .base import Countermeasure
+from .base import Seeded
 
 
 def jitter_resample(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
@@ -46,23 +46,16 @@ def jitter_resample(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torc
 
 
 @REGISTRY.register("coin", primary="alpha")
-class Coin(Countermeasure):
+class Coin(Seeded):
     paper = "Wang et al., COIN, AAAI 2025"
     official = "wxldragon/COIN"
-    _gen = None  # the offsets' generator, re-seeded at every call
 
     def __init__(self, alpha: float = 2.0, seed: int = 0):
         if not 0 <= float(alpha) <= 16:
             raise ValueError(f"alpha must be in [0, 16] (pixels of jitter), got {alpha}")
         self.alpha, self.seed = float(alpha), int(seed)
 
-    def __call__(self, images, labels=None):
-        self._gen = torch.Generator().manual_seed(self.seed)
-        return super().__call__(images, labels)
-
     def transform(self, x):
-        if self._gen is None:
-            self._gen = torch.Generator().manual_seed(self.seed)
         b, _, h, w = x.shape
-        d = (torch.rand(2, b, h, w, generator=self._gen) * 2 - 1) * self.alpha
+        d = (torch.rand(2, b, h, w, generator=self.gen) * 2 - 1) * self.alpha
         return jitter_resample(x, d[0].to(x.dtype), d[1].to(x.dtype))

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .. import spectral
 from . import REGISTRY
-from .base import Countermeasure
+from .base import Seeded
 
 
 def square_lowpass(x: torch.Tensor, keep: float) -> torch.Tensor:
@@ -32,10 +32,9 @@ def square_lowpass(x: torch.Tensor, keep: float) -> torch.Tensor:
 
 
 @REGISTRY.register("rsk", primary="keep")
-class RandomSharpenLowPass(Countermeasure):
+class RandomSharpenLowPass(Seeded):
     paper = "Kim & Sandoval-Segura, AdvML-Frontiers @ NeurIPS 2024"
     official = "aseriesof-tubes/RSK"
-    _gen = None  # the kernels' generator, re-seeded at every call
 
     def __init__(self, keep: float = 0.3, strength: float = 1.5, std: float = 0.1, seed: int = 0):
         if not 0 < float(keep) <= 1:
@@ -45,15 +44,9 @@ class RandomSharpenLowPass(Countermeasure):
         self.keep, self.strength = float(keep), float(strength)
         self.std, self.seed = float(std), int(seed)
 
-    def __call__(self, images, labels=None):
-        self._gen = torch.Generator().manual_seed(self.seed)
-        return super().__call__(images, labels)
-
     def kernels(self, n: int) -> torch.Tensor:
         """``n`` random sharpening kernels, ``(n, 3, 3)``, from the call's generator."""
-        if self._gen is None:
-            self._gen = torch.Generator().manual_seed(self.seed)
-        z = torch.randn(n, 5, generator=self._gen, dtype=torch.float64) * self.std
+        z = torch.randn(n, 5, generator=self.gen, dtype=torch.float64) * self.std
         c = 1 + self.strength + z[:, 0]
         nb = ((c - 1) / 4)[:, None] + z[:, 1:]
         k = torch.zeros(n, 3, 3, dtype=torch.float64)

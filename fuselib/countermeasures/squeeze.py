@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..registry import check_count
 from . import REGISTRY
-from .base import Countermeasure
+from .base import Countermeasure, Seeded
 
 
 def _pad(x, k):
@@ -93,7 +93,7 @@ class Grayscale(Countermeasure):
 
 
 @REGISTRY.register("noise", primary="sigma")
-class GaussianNoise(Countermeasure):
+class GaussianNoise(Seeded):
     """Add N(0, σ²) noise to every pixel (σ 0.1 in [0, 1] units), drawn once per image from a
     generator seeded with ``seed``, so the same call gives the same images."""
 
@@ -102,12 +102,8 @@ class GaussianNoise(Countermeasure):
             raise ValueError(f"sigma must be >= 0, got {sigma}")
         self.sigma, self.seed = float(sigma), int(seed)
 
-    def __call__(self, images, labels=None):
-        self._gen = torch.Generator().manual_seed(self.seed)
-        return super().__call__(images, labels)
-
     def transform(self, x):
-        return x + self.sigma * torch.randn(x.shape, generator=self._gen)
+        return x + self.sigma * torch.randn(x.shape, generator=self.gen)
 
 
 @REGISTRY.register("jpeg", primary="quality")

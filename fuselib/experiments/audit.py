@@ -535,12 +535,19 @@ def write(report: dict, out, per_image: dict | None = None, figure=None,
 def _replace(tmp: Path, out: Path) -> None:
     """Rename the folder ``tmp`` to ``out``; an earlier audit at ``out`` (checked again) is
     moved aside and only its listed files are removed: a file that appeared there meanwhile
-    stays, in the folder moved aside, which is then named."""
+    stays, in the folder moved aside, which is then named. An empty ``out``, and one that is or
+    holds the working directory, stays itself (renaming the folder a shell stands in would
+    leave that shell in a deleted folder): the earlier audit's listed files are removed from it
+    and the new ones moved in."""
     if not out.exists():
         tmp.rename(out)
         return
-    if not any(out.iterdir()):  # an empty folder (the working directory, say) stays itself:
-        for f in sorted(tmp.iterdir(), key=lambda f: f.name != REPORT):  # the list goes first,
+    here = Path.cwd().resolve()
+    if not any(out.iterdir()) or out.resolve() in (here, *here.parents):
+        for name in sorted(report_files(out) if any(out.iterdir()) else (),
+                           key=lambda n: n == REPORT):  # the list goes last
+            (out / name).unlink(missing_ok=True)
+        for f in sorted(tmp.iterdir(), key=lambda f: f.name != REPORT):  # and comes first,
             f.rename(out / f.name)  # so a folder left half-filled is still provably ours
         return
     ours = report_files(out)

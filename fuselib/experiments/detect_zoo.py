@@ -93,6 +93,25 @@ def per_dataset(specs, sizes, draws: int, clean_draws: int, seed: int = 0, scale
     return {"clean_scores": clean, "rows": rows}
 
 
+def merge_rows(old: list, new: list, key=("protection",)) -> list:
+    """``old`` with each row of ``new`` in place of the row with the same ``key`` fields, and the
+    rows ``new`` adds appended: measuring more protections later adds to a table, and measuring
+    one again replaces its row, never the others'."""
+    ident = lambda r: tuple(r[k] for k in key)  # noqa: E731
+    fresh = {ident(r): r for r in new}
+    out = [fresh.pop(ident(r), r) for r in old]
+    return out + [r for r in new if ident(r) in fresh]
+
+
+SETTINGS = {"dataset": ("sizes", "draws", "clean_draws", "seed"), "image": ("ratios", "seed")}
+
+
+def mismatch(args: dict, shipped: dict, part: str) -> list:
+    """The settings of ``part`` in which this command's ``args`` differ from the measurement
+    they would be merged into (rows measured under other settings cannot share a table)."""
+    return [k for k in SETTINGS.get(part, ()) if k in shipped and args[k] != shipped[k]]
+
+
 def per_image(specs, ratios, seed: int = 0, scale: str = "cpu", progress=print) -> list:
     from .runner import protected_data
 
@@ -293,4 +312,4 @@ def markdown(res: dict, scale: str = "cpu") -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["MIX_SEED", "PROTECTIONS", "SUBSET_SEED", "after_removal", "finding", "frame", "load", "markdown", "mixed", "path", "per_dataset", "per_image", "removal_finding"]
+__all__ = ["MIX_SEED", "PROTECTIONS", "SETTINGS", "SUBSET_SEED", "after_removal", "finding", "frame", "load", "markdown", "merge_rows", "mismatch", "mixed", "path", "per_dataset", "per_image", "removal_finding"]
