@@ -35,9 +35,11 @@ from . import detect as D
 from .names import protection as label
 from .store import REPO
 
-# every registered protection whose cpu-scale fit is shipped or costs seconds; the others
-# (tap, rem, dh, uc, gue, pue, vtg, sample-wise EM) fit for many minutes each on 2 cores
-PROTECTIONS = ("random", "random:mode=sample", "ar", "lsp", "ops", "cuda", "pil", "em", "fuse")
+# every registered protection (sample-wise EM with its main-table settings); at ``cpu`` the
+# fits take seconds to minutes each on one core, TAP's and sample-wise EM's about 20
+PROTECTIONS = ("random", "random:mode=sample", "ar", "lsp", "ops", "cuda", "pil", "em", "fuse",
+               "tap", "rem", "vtg", "em:mode=sample,pgd_steps=5,max_rounds=10", "pue", "gue",
+               "dh", "uc")
 SUBSET_SEED = 100      # the first subset seed of the draws (the calibration uses 0-2)
 MIX_SEED = 1000        # + ratio·100: which images a partial-poisoning set protects
 
@@ -186,28 +188,50 @@ def after_removal(specs, ratios, seed: int = 0, scale: str = "cpu", device=None,
     return list(rows.values())
 
 
-def frame(res: dict):
+def trained(spec: str, scale: str) -> float | None:
+    """The clean test accuracy (percent) of the scale's fast classifier (fastnet) trained on
+    ``spec``'s protected set, unfiltered, seed 0 — the run the detector's data comes from —
+    read from the run records (``None`` when not measured; nothing is trained)."""
+    from .runner import run
+
+    r = run(spec, "none", scale=scale, seed=0, cached_only=True)
+    return None if r is None else 100 * r["accuracy"]
+
+
+def frame(res: dict, scale: str | None = None):
     """One row a protection of a measurement's per-dataset part: its display name, the score
     (largest excess), flagged or not, and the largest excess of the two models on each view —
-    the data as given and after low-pass — beside clean data of the same size."""
+    the data as given and after low-pass — beside clean data of the same size; and what the
+    protection does to fastnet unfiltered (:func:`trained`; NaN when not measured), with
+    ``protects`` when that is more than :data:`.claims.PROTECTS` points below clean data's."""
     import pandas as pd
 
+    from .claims import PROTECTS
+
+    scale = scale or res.get("args", {}).get("scale", "cpu")
+    clean = trained("none", scale)
     rows = []
     for r in res["per_dataset"]["rows"]:
         side = D.detection_side(32)
         view = {v: max(D.excess(r["accuracy"][f"{m}/{v}"],
                                 D.clean_accuracy(side, r["n"], f"{m}/{v}")) for m in D.MODELS)
                 for v in D.VIEWS}
+        acc = trained(r["protection"], scale)
         rows.append({"protection": r["protection"], "label": label(r["protection"]),
                      "score": r["full_score"], "flagged": r["full_flagged"],
                      "as given": view["none"], f"after low-pass {D.LOWPASS}":
-                     view[f"lowpass:{D.LOWPASS}"], "n": r["n"]})
+                     view[f"lowpass:{D.LOWPASS}"], "n": r["n"],
+                     "fastnet accuracy": float("nan") if acc is None else acc,
+                     "protects": (acc is not None and clean is not None
+                                  and clean - acc > PROTECTS)})
     return pd.DataFrame(rows).set_index("protection")
 
 
-def finding(res: dict) -> str:
+def finding(res: dict, scale: str | None = None) -> str:
     """What a measurement says, in a sentence or three, from its numbers."""
-    df = frame(res)
+    from .claims import PROTECTS
+
+    df = frame(res, scale)
     prot = df.drop(index="none", errors="ignore")
     flagged, missed = prot[prot.flagged], prot[~prot.flagged]
 
@@ -219,6 +243,13 @@ def finding(res: dict) -> str:
     text = (f"**Flagged** ({len(flagged)} of {len(prot)}, score over {D.FLAG_EXCESS} on all "
             f"{int(df.n.iloc[0]):,} images): {named(flagged)}. **Not flagged**: {named(missed)}"
             + (f" (clean data {df.loc['none', 'score']:+.2f})." if "none" in df.index else "."))
+    evade = prot[prot.protects & ~prot.flagged]
+    if "none" in df.index and df["fastnet accuracy"].notna().any():
+        text += (f" **Protecting yet not flagged** (fastnet unfiltered more than "
+                 f"{PROTECTS:g} points below clean data's "
+                 f"{df.loc['none', 'fastnet accuracy']:.2f}%, seed 0): "
+                 + (", ".join(f"{r.label} {r['fastnet accuracy']:.2f}% (score {r.score:+.2f})"
+                              for _, r in evade.iterrows()) or "none") + ".")
     if {"fuse", "em"} <= set(df.index):
         text += (f" {low.capitalize()} the detector still fits FUSE at an excess of "
                  f"{df.loc['fuse', low]:+.2f} and class-wise EM at {df.loc['em', low]:+.2f} "
@@ -264,16 +295,22 @@ def markdown(res: dict, scale: str = "cpu") -> str:
               f"against {a['clean_draws']} of clean CIFAR-10; AUC against the clean subsets; "
               "the rate at 5% FPR counts the subsets over the clean subsets' 95th percentile "
               "(with 10 clean subsets that percentile lies between the two highest; the clean "
-              f"data row is {a['draws']} subsets of the `{scale}`-scale clean set against it).",
+              f"data row is {a['draws']} subsets of the `{scale}`-scale clean set against it). "
+              "The last column: fastnet's clean test accuracy trained on the protected set "
+              "unfiltered (the fast recipe, seed 0, from the run records; blank when not "
+              "measured), what the protection does when nobody detects it.",
               "", f"| protection | score, {n:,} images | " + " | ".join(
-                  f"n={s}: mean score / flagged / AUC / rate at 5% FPR" for s in sizes) + " |",
-              "| --- | --- | " + " | ".join("---" for _ in sizes) + " |"]
+                  f"n={s}: mean score / flagged / AUC / rate at 5% FPR" for s in sizes)
+              + " | fastnet, unfiltered |",
+              "| --- | --- | " + " | ".join("---" for _ in sizes) + " | --- |"]
     for r in res["per_dataset"]["rows"]:
         cells = [f"{v['mean']:+.2f} / {v['flagged']:.0%} / {v['auc']:.2f} / "
                  f"{v['rate_at_5fpr']:.0%}" for v in (r["sizes"][str(s)] for s in sizes)]
         name = "clean data" if r["protection"] == "none" else r["protection"]
         flag = " (flagged)" if r["full_flagged"] else ""
-        lines.append(f"| {name} | {r['full_score']:+.2f}{flag} | " + " | ".join(cells) + " |")
+        acc = trained(r["protection"], scale)
+        lines.append(f"| {name} | {r['full_score']:+.2f}{flag} | " + " | ".join(cells)
+                     + f" | {'' if acc is None else f'{acc:.2f}%'} |")
     lines += ["", f"Training accuracy of each detection model on the whole {n:,}-image set:", "",
               "| protection | " + " | ".join(f"{k}" for k in D.SCORE_KEYS) + " |",
               "| --- | " + " | ".join("---" for _ in D.SCORE_KEYS) + " |"]
@@ -312,4 +349,4 @@ def markdown(res: dict, scale: str = "cpu") -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["MIX_SEED", "PROTECTIONS", "SETTINGS", "SUBSET_SEED", "after_removal", "finding", "frame", "load", "markdown", "merge_rows", "mismatch", "mixed", "path", "per_dataset", "per_image", "removal_finding"]
+__all__ = ["MIX_SEED", "PROTECTIONS", "SETTINGS", "SUBSET_SEED", "after_removal", "finding", "frame", "load", "markdown", "merge_rows", "mismatch", "mixed", "path", "per_dataset", "per_image", "removal_finding", "trained"]
