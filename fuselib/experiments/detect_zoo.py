@@ -105,6 +105,7 @@ def merge_rows(old: list, new: list, key=("protection",)) -> list:
     return out + [r for r in new if ident(r) in fresh]
 
 
+SAME_EXCESS = 0.05  # two excesses closer than this read as the same (one detector run each)
 SETTINGS = {"dataset": ("sizes", "draws", "clean_draws", "seed"), "image": ("ratios", "seed")}
 
 
@@ -251,11 +252,13 @@ def finding(res: dict, scale: str | None = None) -> str:
                  + (", ".join(f"{r.label} {r['fastnet accuracy']:.2f}% (score {r.score:+.2f})"
                               for _, r in evade.iterrows()) or "none") + ".")
     if {"fuse", "em"} <= set(df.index):
+        gap = df.loc["fuse", low] - df.loc["em", low]
         text += (f" {low.capitalize()} the detector still fits FUSE at an excess of "
                  f"{df.loc['fuse', low]:+.2f} and class-wise EM at {df.loc['em', low]:+.2f} "
                  f"over clean data: FUSE is "
-                 + ("not harder" if df.loc["fuse", low] >= df.loc["em", low] else "harder")
-                 + " to detect than class-wise EM.")
+                 + ("as easy to detect as" if abs(gap) < SAME_EXCESS
+                    else "easier to detect than" if gap > 0 else "harder to detect than")
+                 + " class-wise EM.")
     return text
 
 
@@ -349,4 +352,4 @@ def markdown(res: dict, scale: str = "cpu") -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["MIX_SEED", "PROTECTIONS", "SETTINGS", "SUBSET_SEED", "after_removal", "finding", "frame", "load", "markdown", "merge_rows", "mismatch", "mixed", "path", "per_dataset", "per_image", "removal_finding", "trained"]
+__all__ = ["MIX_SEED", "PROTECTIONS", "SAME_EXCESS", "SETTINGS", "SUBSET_SEED", "after_removal", "finding", "frame", "load", "markdown", "merge_rows", "mismatch", "mixed", "path", "per_dataset", "per_image", "removal_finding", "trained"]
