@@ -86,3 +86,23 @@ def test_a_notebook_says_what_a_frame_shows():
     one = notebook.finding(df[df.seed == 0])
     assert "(one seed · victim fastnet; chance 10%)" in one
     assert "*near chance*: FUSE 11.00%" in one and "(one seed)" not in one
+
+
+def test_victim_findings_judge_what_is_measured_and_name_what_is_not():
+    """On ResNet-18, seed 0 of FUSE, class-wise EM and clean data unfiltered: the findings are
+    judged on that cell "so far", name the filters not measured yet; a finding with none of its
+    cells measured says how many runs are."""
+    r18 = pd.DataFrame([{"protection": p, "countermeasure": "none", "arch": None, "seed": 0,
+                         "accuracy": a / 100, "peak_accuracy": a / 100}
+                        for p, a in (("none", 72.0), ("fuse", 10.2), ("em", 38.2))])
+
+    def frame(plan, scale):
+        return r18 if plan.name == "victims" else r18.iloc[0:0]
+
+    near, vs_em, prior, _ = claims.victim_findings(frame, "cpu")
+    r18_part = lambda line: line.split("ResNet-18: ")[1]  # noqa: E731
+    assert r18_part(near).startswith("holds so far (worst no filter 10.20% (one seed)")
+    assert "not measured yet: low-pass 0.25, low-pass 0.125" in near
+    assert r18_part(vs_em).startswith("apart under no filter so far")
+    assert "fastnet: not measured (0 of" in vs_em
+    assert r18_part(prior).startswith("not measured (3 of 45 runs)")

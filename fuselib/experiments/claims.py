@@ -489,7 +489,8 @@ def _victim_line(what: str, judge, fast: Evidence, r18: Evidence) -> str:
 def victim_findings(frame, scale: str = "cpu") -> list:
     """The fastnet findings the victims plans re-test, each on fastnet (plan ``main_table``)
     and on ResNet-18 by the paper's recipe (plan ``victims``) at ``scale``, by the rules above;
-    a finding whose cells are not measured says how many of its runs are."""
+    a finding judged on part of its cells says "so far" and names the cells it still lacks; one
+    with none of them measured says how many of its runs are."""
     from . import plans
     from .plans import VICTIM_FILTERS
 
@@ -507,36 +508,47 @@ def victim_findings(frame, scale: str = "cpu") -> list:
 
     fast, r18 = read("main_table"), read("victims")
 
+    def so_far(lack) -> str:
+        """What a partly measured finding still lacks (empty when nothing)."""
+        return f"; not measured yet: {', '.join(lack)}" if lack else ""
+
     def fuse_near_chance(ev):
         got = [(c, ev.get("fuse", c), ev.get("none", c)) for c in VICTIM_FILTERS]
-        if any(x is None or clean is None for _, x, clean in got):
+        have = [t for t in got if t[1] is not None and t[2] is not None]
+        if not have:
             return None
-        c, x, clean = max(got, key=lambda t: t[1].mean)
-        ok = all(near_chance(x, clean) for _, x, clean in got)
-        return ("holds" if ok else "does not hold",
-                f"worst {names.countermeasure(c)} {x.text()}, clean data {clean.text()}")
+        lack = [names.countermeasure(c) for c, x, clean in got if x is None or clean is None]
+        c, x, clean = max(have, key=lambda t: t[1].mean)
+        ok = all(near_chance(x, clean) for _, x, clean in have)
+        return (("holds" if ok else "does not hold") + (" so far" if lack else ""),
+                f"worst {names.countermeasure(c)} {x.text()}, clean data {clean.text()}"
+                + so_far(lack))
 
     def fuse_vs_em(ev):
-        pairs = [(c, ev.get("fuse", c), ev.get("em", c)) for c in VICTIM_FILTERS]
-        if any(f is None or e is None for _, f, e in pairs):
+        got = [(c, ev.get("fuse", c), ev.get("em", c)) for c in VICTIM_FILTERS]
+        pairs = [t for t in got if t[1] is not None and t[2] is not None]
+        if not pairs:
             return None
+        lack = [names.countermeasure(c) for c, f, e in got if f is None or e is None]
         apart = [c for c, f, e in pairs if below(f, e) or below(e, f)]
-        return ("apart under " + ", ".join(map(names.countermeasure, apart)) if apart else
-                "level within two std", "; ".join(
+        return (("apart under " + ", ".join(map(names.countermeasure, apart)) if apart else
+                 "level within two std") + (" so far" if lack else ""), "; ".join(
                     f"{names.countermeasure(c)} FUSE {f.text()}, class-wise EM {e.text()}"
-                    for c, f, e in pairs))
+                    for c, f, e in pairs) + so_far(lack))
 
     def prior_undone(ev):
         c = "lowpass:0.125"
         clean = ev.get("none", c)
         got = [(p, ev.get(p, c)) for p in VICTIM_PRIOR]
-        if clean is None or any(x is None for _, x in got):
+        have = [(p, x) for p, x in got if x is not None]
+        if clean is None or not have:
             return None
-        undone_ = [p for p, x in got if undone(x, clean)]
-        return (("undone: " + ", ".join(map(names.protection, undone_))) if undone_ else
-                "none undone", f"low-pass 0.125: " + ", ".join(
-                    f"{names.protection(p)} {x.text()}" for p, x in got)
-                + f", clean data {clean.text()}")
+        lack = [names.protection(p) for p, x in got if x is None]
+        undone_ = [p for p, x in have if undone(x, clean)]
+        return ((("undone: " + ", ".join(map(names.protection, undone_))) if undone_ else
+                 "none undone") + (" so far" if lack else ""), "low-pass 0.125: " + ", ".join(
+                    f"{names.protection(p)} {x.text()}" for p, x in have)
+                + f", clean data {clean.text()}" + so_far(lack))
 
     return [
         _victim_line("FUSE near chance under every filter", fuse_near_chance, fast, r18),
