@@ -59,6 +59,16 @@ def test_networks_are_read_from_the_victims_plans():
     assert v.partial.startswith("measured in part: 6 of ")
     nothing = claims.claim3(partial(claims.evidence, frame=lambda plan, scale: df.iloc[0:0]))
     assert nothing.verdict == "not measured"
+    # a FUSE cell whose clean cell is not measured yet is named, not judged, and does not
+    # hide the cells that are judged
+    more = pd.concat([df, pd.DataFrame([{"protection": "fuse", "countermeasure": "lowpass:0.25",
+                                         "arch": "resnet18", "seed": 0, "accuracy": 0.3,
+                                         "peak_accuracy": 0.3}])])
+    v = claims.claim3(partial(claims.evidence, frame=lambda plan, scale: more
+                              if plan.name == "victims" and scale == "cpu" else more.iloc[0:0]))
+    assert "ResNet-18 no filter 11.00% ± 1.00" in v.numbers, v.numbers
+    assert "without clean data under the same filter yet: ResNet-18 low-pass 0.25 30.00%" \
+        in v.numbers, v.numbers
 
 
 def test_a_cell_is_called_what_the_rules_call_it():

@@ -367,10 +367,16 @@ def claim3(read) -> Verdict:
     arch_evs = [read(p, lambda p, c: p in ("none", "fuse"))
                 for p in VICTIM_PLANS]
     evs += arch_evs
-    judged = []
+    judged, unpaired = [], []
     for ev in arch_evs:
         for a in dict.fromkeys(a for (_, _, a) in ev.cells):
-            w = _worst(ev, "fuse", ("none",) + LOWPASSES + ("highpass:0.25",), a)
+            # judged where clean data under the same filter is measured too; a FUSE cell
+            # without its clean one is named, not judged
+            paired = [c for c in filters if ev.get("none", c, a) is not None]
+            unpaired += [f"{names.arch(a)} {names.countermeasure(c)} {x.text()}"
+                         for c in filters if c not in paired
+                         for x in [ev.get("fuse", c, a)] if x is not None]
+            w = _worst(ev, "fuse", paired, a) if paired else None
             if w and w[2] is not None:
                 judged.append((names.arch(a), near_chance(w[1], w[2]), w, ev))
     if judged:
@@ -379,7 +385,9 @@ def claim3(read) -> Verdict:
         held += ok
         numbers.append("networks: " + "; ".join(
             f"{n} {names.countermeasure(w[0])} {w[1].text()} (clean {w[2].text()})"
-            for n, _, w, _ in judged) + f" ({judged[0][3].where})")
+            for n, _, w, _ in judged) + f" ({judged[0][3].where})"
+            + (f"; FUSE without clean data under the same filter yet: {', '.join(unpaired)}"
+               if unpaired else ""))
     else:
         parts += 1
         numbers.append("other networks: not measured")
