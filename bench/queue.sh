@@ -7,6 +7,9 @@
 #
 #   nohup bench/queue.sh 1/2 cpu victims:0 victims:1 victims:2 > queue1.log 2>&1 &
 #   nohup bench/queue.sh 2/2 cpu victims:0 victims:1 victims:2 > queue2.log 2>&1 &
+#
+# Where a worker's queue stands and what is left of it:
+#   fuselib grid --plan victims --scale cpu --worker 1/2 --list
 set -u
 worker=$1 scale=$2
 shift 2

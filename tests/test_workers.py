@@ -98,3 +98,31 @@ def test_bad_worker_is_one_line(argv, needle, fake_runs, results_tmp, capsys):
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1
     assert not fake_runs
+
+
+def test_a_plans_queue_says_where_each_run_stands(results_tmp, crash_in_epoch_two, capsys):
+    """``fuselib grid --plan P --list``: each run measured, part-trained (its checkpointed
+    epoch) or to run, in the order a worker makes them, and the cost of the rest."""
+    from fuselib.cli.grid import _print_queue
+    from fuselib.experiments.plans import Block, Plan
+
+    plan = Plan("tiny", "two tiny runs", {"*": (Block(("none",), ("none", "lowpass:0.25"),
+                                                      seeds=(4,)),)})
+    tiny = dict(n_train=300, n_test=100, epochs=2,
+                recipe={"batch_size": 64, "model_kwargs": {"widths": (8, 16, 16), "stem": 8}})
+    before = plan.queue("ci", **tiny)
+    assert [(q["countermeasure"], q["record"], q["epoch"], q["epochs"]) for q in before] == [
+        ("none", None, None, 2), ("lowpass:0.25", None, None, 2)]
+    assert plan.queue("ci", worker=(2, 2), **tiny) == []     # one fit: worker 1 makes it all
+    with crash_in_epoch_two():
+        E.run(protection="none", countermeasure="lowpass:0.25", seed=4, scale="ci", **tiny)
+    done = E.run(protection="none", seed=4, scale="ci", **tiny)
+    after = plan.queue("ci", worker=(1, 2), **tiny)
+    assert after[0]["record"]["key"] == done["key"] == after[0]["key"]
+    assert after[1]["record"] is None and after[1]["epoch"] == 1
+    _print_queue(after, (1, 2))
+    out = capsys.readouterr().out
+    assert "worker 1 makes them" in out and "part-trained: epoch 1 of 2 checkpointed" in out
+    hours = done["seconds"] / 3600
+    assert (f"1 measured, 1 part-trained, 0 to run; at the measured runs' mean ({hours:.2f} h, "
+            f"over 1), about {hours / 2:.1f} h of compute left") in out

@@ -23,6 +23,43 @@ def _print_share(plan, args, worker):
           + ", ".join(f"{p} seed {s}" for p, s in mine))
 
 
+def _print_queue(queue, worker):
+    """Each run's state (measured; part-trained, running or stopped, which resumes from its
+    last checkpointed epoch; to run) in the order they are made, and what the rest costs at
+    the measured runs' mean time."""
+    print("runs, in the order " + (f"worker {worker[0]} makes them" if worker else "they run")
+          + ":")
+    done = [q for q in queue if q["record"] is not None]
+    left = 0.0  # runs still to train, a stopped one counted by its epochs to go
+    for q in queue:
+        what = f"  seed {q['seed']}  {q['protection']:<12} {q['countermeasure']:<16}" + (
+            f" {q['arch']:<11}" if q["arch"] else "") + (
+            f" ratio {q['poison_ratio']:g}" if q["poison_ratio"] != 1.0 else "")
+        r = q["record"]
+        if r is not None:
+            print(f"{what} measured {r['accuracy']:.2%}"
+                  + (f" (peak {r['peak_accuracy']:.2%})" if r["peak_accuracy"] > r["accuracy"]
+                     else "") + f", {r['seconds'] / 3600:.2f} h")
+        elif q["epoch"] is not None:
+            left += 1 - q["epoch"] / q["epochs"]
+            print(f"{what} part-trained: epoch {q['epoch']} of {q['epochs']} checkpointed")
+        else:
+            left += 1
+            print(f"{what} to run" + (" (its fit stopped midway: resumes there)"
+                                      if q["fit"] == "partial" else ""))
+    stopped = sum(q["epoch"] is not None for q in queue)
+    line = (f"{len(done)} measured, {stopped} part-trained, "
+            f"{len(queue) - len(done) - stopped} to run")
+    if done and left:
+        mean = sum(q["record"]["seconds"] for q in done) / len(done)
+        line += (f"; at the measured runs' mean ({mean / 3600:.2f} h, over {len(done)}), about "
+                 f"{left * mean / 3600:.1f} h of compute left" + ("" if worker else
+                                                                 ", shared by the workers"))
+    elif left:
+        line += "; no run measured yet to estimate the cost from: time one first"
+    print(line)
+
+
 def cmd_grid(args):
     """Every protection × countermeasure (or a named plan), one table of clean test accuracy."""
     from .. import countermeasures, experiments
@@ -79,6 +116,8 @@ def cmd_grid(args):
                                             else "")
                       + (f" | poison ratios {list(b.poison_ratios)}"
                          if b.poison_ratios != (1.0,) else ""))
+            _print_queue(plan.queue(args.scale, seeds=args.seeds, worker=worker, **common),
+                         worker)
             return
         if not args.cached_only:
             check_cache(args)

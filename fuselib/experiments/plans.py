@@ -205,6 +205,35 @@ class Plan:
         return df.drop_duplicates(["protection", "countermeasure", "arch", "seed",
                                    "poison_ratio"], ignore_index=True)
 
+    def queue(self, scale: str, seeds=None, worker=None, **common) -> list:
+        """Where each run of the plan stands, training nothing, in the order :meth:`run` makes
+        them (worker ``(i, n)``'s share alone when given): one dict a run with ``protection``,
+        ``countermeasure``, ``arch``, ``seed``, ``poison_ratio`` and :func:`.runner.state`'s
+        fields (``record``, ``epoch`` of a stopped run, ``fit``)."""
+        from .runner import state
+        from .sweeps import cells
+
+        if self.kind != "grid":
+            raise ValueError(f"plan {self.name!r} is not a grid of runs: it has no queue")
+        common = self._common(common)
+        fits = self.fits(scale, seeds, **common) if worker is not None else None
+        where = {k: v for k, v in common.items()
+                 if k in ("trainer", "dataset", "n_train", "n_test", "data_root", "recipe",
+                          "epochs", "measured")}
+        out, seen = [], set()
+        for b in self.blocks_for(scale):
+            for ratio in b.poison_ratios:
+                for p, c, a, s in cells(b.protections, b.countermeasures, b.archs,
+                                        seeds or b.seeds, worker, fits, scale=scale, **where):
+                    if (p, c, a, s, ratio) in seen:  # a cell in two blocks counts once
+                        continue
+                    seen.add((p, c, a, s, ratio))
+                    out.append({"protection": p, "countermeasure": c, "arch": a, "seed": s,
+                                "poison_ratio": ratio,
+                                **state(p, c, arch=a, seed=s, scale=scale, poison_ratio=ratio,
+                                        **where)})
+        return out
+
     def _common(self, common: dict) -> dict:
         """``common`` with the plan's dataset and recipe where it sets none."""
         common = dict(common)

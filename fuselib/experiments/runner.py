@@ -217,6 +217,38 @@ def run(protection="none", countermeasure="none", arch=None, trainer="fast", sca
     return {**result, "cached": False, "measured": False}
 
 
+def state(protection="none", countermeasure="none", arch=None, trainer="fast", scale="ci",
+          seed=0, dataset="cifar10", epochs=None, n_train=None, n_test=None, data_root=None,
+          recipe=None, poison_ratio=1.0, measured=True, source=None) -> dict:
+    """Where one run of :func:`run` stands, training nothing: ``{"key", "record"}`` (the record
+    when measured, else None), ``"epoch"`` and ``"epochs"`` (the last finished epoch of a
+    stopped run's checkpoint, else None; the recipe's epochs) and ``"fit"`` (``"partial"``
+    when the protection's fit stopped midway and left its checkpoint, else None)."""
+    setting = dict(arch=arch, trainer=trainer, scale=scale, seed=seed, dataset=dataset,
+                   epochs=epochs, n_train=n_train, n_test=n_test, data_root=data_root,
+                   recipe=recipe, poison_ratio=poison_ratio, source=source)
+    config, _, cm = build_config(protection, countermeasure, **setting)
+    if cm.uses_peak:  # read from the undefended run: that is the one that trains
+        return state(protection, "none", measured=measured, **setting)
+    key = config_key(config)
+    record = run(protection, countermeasure, cached_only=True, measured=measured, **setting)
+    out = {"key": key, "record": record, "epoch": None,
+           "epochs": int(config["recipe"]["epochs"]), "fit": None}
+    if record is not None:
+        return out
+    ckpt = results_dir() / "partial" / f"{key}.pt"
+    if ckpt.is_file():
+        try:  # mmap: the epoch without reading the weights
+            out["epoch"] = int(torch.load(ckpt, weights_only=True, mmap=True,
+                                          map_location="cpu")["epoch"])
+        except Exception:  # noqa: BLE001 - an unreadable checkpoint is retrained, not trusted
+            pass
+    fit = results_dir() / "partial" / f"fit-{config_key(fit_config(config))}.pt"
+    if fit.is_file():
+        out["fit"] = "partial"
+    return out
+
+
 def protected_data(protection="none", scale="ci", seed=0, dataset="cifar10", n_train=None,
                    data_root=None, cache=True):
     """The training subset of a run and its protected version: ``(clean, protected, labels)``,

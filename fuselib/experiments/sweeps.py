@@ -49,6 +49,27 @@ def share(fits, worker) -> set:
     return set(list(fits)[i - 1::n])
 
 
+def cells(protections, countermeasures=("none",), archs=(None,), seeds=(0,), worker=None,
+          fits=None, **common):
+    """The runs of a :func:`grid`, in the order it makes them: ``(protection, countermeasure,
+    arch, seed)``, only worker ``(i, n)``'s share when ``worker`` is given (see :func:`grid`)."""
+    if isinstance(countermeasures, str):
+        countermeasures = _countermeasures.SUITE if countermeasures == "all" else (countermeasures,)
+    if isinstance(protections, str):
+        protections = (protections,)
+    skip = set()  # (protection's index, seed) of the runs left to the other workers
+    if worker is not None:
+        keys = fit_keys(protections, seeds, **common)
+        mine = share(fits if fits is not None else list(dict.fromkeys(keys.values())), worker)
+        skip = {run_of for run_of, key in keys.items() if key not in mine}
+    for i, p in enumerate(protections):
+        for c in countermeasures:
+            for a in archs:
+                for s in seeds:
+                    if (i, s) not in skip:
+                        yield p, c, a, s
+
+
 def grid(protections=("none",), countermeasures=("none",), archs=(None,), seeds=(0,),
          on_run=None, worker=None, fits=None, **common):
     """Every combination of the lists, as one tidy DataFrame (one row per run).
@@ -63,38 +84,25 @@ def grid(protections=("none",), countermeasures=("none",), archs=(None,), seeds=
     own, :func:`fits_of`: a plan passes all of its blocks' so that its blocks agree)."""
     import pandas as pd
 
-    if isinstance(countermeasures, str):
-        countermeasures = _countermeasures.SUITE if countermeasures == "all" else (countermeasures,)
-    if isinstance(protections, str):
-        protections = (protections,)
-    skip = set()  # (protection's index, seed) of the runs left to the other workers
-    if worker is not None:
-        keys = fit_keys(protections, seeds, **common)
-        mine = share(fits if fits is not None else list(dict.fromkeys(keys.values())), worker)
-        skip = {run_of for run_of, key in keys.items() if key not in mine}
     rows = []
-    for i, p in enumerate(protections):
-        for c in countermeasures:
-            for a in archs:
-                for s in seeds:
-                    if (i, s) in skip:
-                        continue
-                    r = run(protection=p, countermeasure=c, arch=a, seed=s, **common)
-                    if r is None:  # cached_only and not measured yet
-                        continue
-                    if on_run is not None:
-                        on_run(r)
-                    rows.append({
-                        "protection": p if isinstance(p, str) else p.name,
-                        "countermeasure": c if isinstance(c, str) else c.name,
-                        "arch": r["recipe"]["arch"], "trainer": r["config"]["trainer"],
-                        "scale": r["config"]["scale"], "seed": s,
-                        "accuracy": r["accuracy"], "peak_accuracy": r["peak_accuracy"],
-                        "peak_epoch": r["peak_epoch"], "seconds": r["seconds"],
-                        "cached": r["cached"], "measured": r.get("measured", False),
-                        "curve": r["curve"], "key": r["key"],
-                        "created": r.get("created"), "host": r.get("host"),
-                    })
+    for p, c, a, s in cells(protections, countermeasures, archs, seeds, worker, fits,
+                            **common):
+        r = run(protection=p, countermeasure=c, arch=a, seed=s, **common)
+        if r is None:  # cached_only and not measured yet
+            continue
+        if on_run is not None:
+            on_run(r)
+        rows.append({
+            "protection": p if isinstance(p, str) else p.name,
+            "countermeasure": c if isinstance(c, str) else c.name,
+            "arch": r["recipe"]["arch"], "trainer": r["config"]["trainer"],
+            "scale": r["config"]["scale"], "seed": s,
+            "accuracy": r["accuracy"], "peak_accuracy": r["peak_accuracy"],
+            "peak_epoch": r["peak_epoch"], "seconds": r["seconds"],
+            "cached": r["cached"], "measured": r.get("measured", False),
+            "curve": r["curve"], "key": r["key"],
+            "created": r.get("created"), "host": r.get("host"),
+        })
     return pd.DataFrame(rows, columns=None if rows else COLUMNS)
 
 
