@@ -137,3 +137,31 @@ def test_gpu_grid_jobs_name_the_trainer_and_networks(results_tmp, capsys):
     assert "--trainer" not in gpu_grid.job_command("fuse", 0, ["none"], "full")
     cli.main(cmd[cmd.index("grid"):] + ["--cached-only"])
     assert "nothing measured yet" in capsys.readouterr().out
+
+
+def test_amp_gradients_compares_each_way_from_the_same_weights(capsys):
+    """bench/amp_gradients.py: the BatchNorm hook really computes BatchNorm in fp32 under
+    autocast, and each step count prints one row a way, the input-rounding row near fp32."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import amp_gradients
+
+    from fuselib import models
+
+    m = models.get("fastnet")
+    out_dtypes = []
+    for bn in (x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d)):
+        bn.register_forward_hook(lambda _m, _a, out: out_dtypes.append(out.dtype))
+    x = torch.randn(4, 3, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        m(x)
+        assert set(out_dtypes) == {torch.bfloat16}      # autocast alone: BatchNorm in bf16
+        out_dtypes.clear()
+        with amp_gradients.batchnorm_in_fp32(m):
+            m(x)
+        assert set(out_dtypes) == {torch.float32}
+    amp_gradients.main(["--arch", "fastnet", "--steps", "0", "2", "--batch-size", "8"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()
+            if line.strip()[:1].isdigit()]
+    assert [r[0] for r in rows] == ["0"] * 3 + ["2"] * 3
+    rounded = [r for r in rows if r[1] == "fp32,"]
+    assert all(abs(float(r[-2]) - 1) < 0.05 for r in rounded)   # norm ratio
