@@ -102,9 +102,10 @@ def test_victim_findings_judge_what_is_measured_and_name_what_is_not():
     """On ResNet-18, seed 0 of FUSE, class-wise EM and clean data unfiltered: the findings are
     judged on that cell "so far", name the filters not measured yet; a finding with none of its
     cells measured says how many runs are."""
-    r18 = pd.DataFrame([{"protection": p, "countermeasure": "none", "arch": None, "seed": 0,
+    r18 = pd.DataFrame([{"protection": p, "countermeasure": c, "arch": None, "seed": 0,
                          "accuracy": a / 100, "peak_accuracy": a / 100}
-                        for p, a in (("none", 72.0), ("fuse", 10.2), ("em", 38.2))])
+                        for p, c, a in (("none", "none", 72.0), ("fuse", "none", 10.2),
+                                        ("em", "none", 38.2), ("fuse", "lowpass:0.25", 20.5))])
 
     def frame(plan, scale):
         return r18 if plan.name == "victims" else r18.iloc[0:0]
@@ -112,7 +113,11 @@ def test_victim_findings_judge_what_is_measured_and_name_what_is_not():
     near, vs_em, prior, _ = claims.victim_findings(frame, "cpu")
     r18_part = lambda line: line.split("ResNet-18: ")[1]  # noqa: E731
     assert r18_part(near).startswith("holds so far (worst no filter 10.20% (one seed)")
-    assert "not measured yet: low-pass 0.25, low-pass 0.125" in near
+    # each filter not judged yet names the cells it lacks (FUSE's low-pass 0.25 is measured)
+    assert ("not measured yet: low-pass 0.25 (clean data), low-pass 0.125 (FUSE, clean data)"
+            in near)
     assert r18_part(vs_em).startswith("apart under no filter so far")
+    assert ("not measured yet: low-pass 0.25 (class-wise EM), low-pass 0.125 (FUSE, "
+            "class-wise EM)") in vs_em
     assert "fastnet: not measured (0 of" in vs_em
-    assert r18_part(prior).startswith("not measured (3 of 45 runs)")
+    assert r18_part(prior).startswith("not measured (4 of 45 runs)")

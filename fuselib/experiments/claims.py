@@ -520,12 +520,18 @@ def victim_findings(frame, scale: str = "cpu") -> list:
         """What a partly measured finding still lacks (empty when nothing)."""
         return f"; not measured yet: {', '.join(lack)}" if lack else ""
 
+    def missing(got, who) -> list:
+        """For each filter ``(c, *cells)`` of ``got`` with a cell not measured, the filter and
+        which of ``who`` (the cells' names) it lacks: "low-pass 0.25 (clean data)"."""
+        return [f"{names.countermeasure(c)} ({', '.join(w for w, x in zip(who, xs) if x is None)})"
+                for c, *xs in got if any(x is None for x in xs)]
+
     def fuse_near_chance(ev):
         got = [(c, ev.get("fuse", c), ev.get("none", c)) for c in VICTIM_FILTERS]
         have = [t for t in got if t[1] is not None and t[2] is not None]
         if not have:
             return None
-        lack = [names.countermeasure(c) for c, x, clean in got if x is None or clean is None]
+        lack = missing(got, ("FUSE", "clean data"))
         c, x, clean = max(have, key=lambda t: t[1].mean)
         ok = all(near_chance(x, clean) for _, x, clean in have)
         return (("holds" if ok else "does not hold") + (" so far" if lack else ""),
@@ -537,7 +543,7 @@ def victim_findings(frame, scale: str = "cpu") -> list:
         pairs = [t for t in got if t[1] is not None and t[2] is not None]
         if not pairs:
             return None
-        lack = [names.countermeasure(c) for c, f, e in got if f is None or e is None]
+        lack = missing(got, ("FUSE", "class-wise EM"))
         apart = [c for c, f, e in pairs if below(f, e) or below(e, f)]
         return (("apart under " + ", ".join(map(names.countermeasure, apart)) if apart else
                  "level within two std") + (" so far" if lack else ""), "; ".join(
