@@ -152,8 +152,10 @@ def seeded_bars(df, protections, countermeasures, title: str, scale: str, labels
     nan = float("nan")
     values = {name(p) or names.protection(p): [get[(p, c)].mean if (p, c) in get else nan
                                                for c in cms] for p in ps}
-    errors = {name(p) or names.protection(p): [get[(p, c)].std if (p, c) in get else nan
-                                               for c in cms] for p in ps}
+    # a spread only where there are seeds: one seed's bar gets no error bar, not one of 0
+    errors = {name(p) or names.protection(p): [
+        get[(p, c)].std if (p, c) in get and len(get[(p, c)].finals) > 1 else nan
+        for c in cms] for p in ps}
     fig = plots.bars(values, [names.countermeasure(c) for c in cms], errors=errors, keys=ps,
                      title=f"{title} · {provenance(df)} (chance: {claims.CHANCE:g}%)",
                      ylabel="clean test accuracy (%)", scale=scale, yrange=(0, 100))

@@ -289,10 +289,15 @@ def to_matplotlib(fig: go.Figure):
             xs = np.arange(len(tr.x))
             w = 0.8 / n
             err = tr.error_y.array if tr.error_y and tr.error_y.array is not None else None
-            ax.bar(xs - 0.4 + w * (k + 0.5), list(tr.y), width=w, label=tr.name,
-                   color=tr.marker.color if tr.marker else None,
-                   yerr=None if err is None else np.nan_to_num(np.asarray(err, float)),
-                   capsize=2)
+            at = xs - 0.4 + w * (k + 0.5)
+            ax.bar(at, list(tr.y), width=w, label=tr.name,
+                   color=tr.marker.color if tr.marker else None)
+            if err is not None:  # an error bar only where there is a spread (one seed: none)
+                e, y = np.asarray(err, float), np.asarray(tr.y, float)
+                ok = np.isfinite(e) & np.isfinite(y)
+                if ok.any():
+                    ax.errorbar(at[ok], y[ok], yerr=e[ok], fmt="none", ecolor="black",
+                                capsize=2, lw=1)
             ax.set_xticks(xs)
             labels = [str(c) for c in tr.x]
             crowded = sum(map(len, labels)) > 60  # long names side by side overlap: slant them

@@ -51,3 +51,30 @@ def test_a_band_is_drawn_beside_its_line():
     assert [tr.fill for tr in fig.data] == ["toself", None]
     mfig = plots.to_matplotlib(fig)
     assert len(mfig.axes[0].patches) == 1 and len(mfig.axes[0].lines) == 1
+
+
+def test_error_bars_only_where_there_is_a_spread():
+    """A bar of one seed (std NaN) gets no error bar in the static figure: a zero-length bar
+    with caps would read as a measured spread of 0."""
+    fig = plots.bars({"FUSE": [10, 20, 30]}, ["3 seeds", "one seed", "none"],
+                     errors={"FUSE": [2.0, float("nan"), float("nan")]})
+    ax = plots.to_matplotlib(fig).axes[0]
+    drawn = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+    assert len(drawn) == 1
+    segments = drawn[0].lines[2][0].get_segments()
+    assert len(segments) == 1 and [p[1] for p in segments[0]] == [8.0, 12.0]
+
+
+def test_seeded_bars_give_one_seed_no_spread():
+    import math
+
+    import pandas as pd
+
+    from fuselib import notebook
+
+    df = pd.DataFrame([{"protection": p, "countermeasure": "none", "arch": None, "seed": s,
+                        "accuracy": a / 100, "peak_accuracy": a / 100}
+                       for p, s, a in (("fuse", 0, 10.0), ("fuse", 1, 12.0), ("em", 0, 40.0))])
+    fig = notebook.seeded_bars(df, ["em", "fuse"], ["none"], "t", "cpu")
+    spread = {tr.name: tr.error_y.array[0] for tr in fig.data}
+    assert math.isnan(spread["class-wise EM"]) and abs(spread["FUSE"] - 2 ** 0.5) < 1e-9
