@@ -64,7 +64,7 @@ def test_objective_switches(small):
             t = FuseTrainer(FuseConfig(rsm=rsm, cbg=cbg))
             gen = torch.Generator().manual_seed(0)
             loss, parts = t.generator_loss(f, x, y, d, gen)
-            losses[rsm, cbg] = (float(loss), parts)
+            losses[rsm, cbg] = (loss.detach().item(), parts)
     assert set(losses[False, False][1]) == {"ue"}
     assert {"ce_low", "ce_high", "kl"} <= set(losses[False, True][1])
     assert losses[True, False][1]["ue"] != losses[False, False][1]["ue"]  # a band was removed
