@@ -41,6 +41,11 @@ def partial(clean, protected, ratio: float, seed: int):
     return out
 
 
+def partial_path(name: str):
+    """Where a stopped run (``name``: its key) or fit (``fit-KEY``) keeps its checkpoint."""
+    return results_dir() / "partial" / f"{name}.pt"
+
+
 def fit_cached(prot, images, labels, config: dict, cache: bool = True, measured: bool = True):
     """``prot`` fitted on the training subset, or its cached fit (same config) from disk
     (the cache, then the shipped records)."""
@@ -61,7 +66,7 @@ def fit_cached(prot, images, labels, config: dict, cache: bool = True, measured:
     # where it was, from partial/fit-KEY.pt; a user's own checkpoint path is left as it is
     ckpt = None
     if cache and prot.checkpoints and prot.checkpoint is None:
-        ckpt = results_dir() / "partial" / f"fit-{config_key(fit_cfg)}.pt"
+        ckpt = partial_path(f"fit-{config_key(fit_cfg)}")
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         prot.checkpoint = str(ckpt)
     resumed = ckpt is not None and ckpt.is_file()
@@ -195,7 +200,7 @@ def run(protection="none", countermeasure="none", arch=None, trainer="fast", sca
     seen = cm(protected, ytr)
     # an interrupted run resumes from its last finished epoch (the checkpoint goes once the
     # record is written); the earlier part's time counts in "seconds"
-    ckpt = results_dir() / "partial" / f"{key}.pt" if cache else None
+    ckpt = partial_path(key) if cache else None
     r = Recipe(**config["recipe"])
     out = train(seen, ytr, xte, yte, r, seed=seed, device=device or default_device(),
                 progress=progress, checkpoint=ckpt, defences=countermeasures.defences(r))
@@ -236,15 +241,14 @@ def state(protection="none", countermeasure="none", arch=None, trainer="fast", s
            "epochs": int(config["recipe"]["epochs"]), "fit": None}
     if record is not None:
         return out
-    ckpt = results_dir() / "partial" / f"{key}.pt"
+    ckpt = partial_path(key)
     if ckpt.is_file():
         try:  # mmap: the epoch without reading the weights
             out["epoch"] = int(torch.load(ckpt, weights_only=True, mmap=True,
                                           map_location="cpu")["epoch"])
         except Exception:  # noqa: BLE001 - an unreadable checkpoint is retrained, not trusted
             pass
-    fit = results_dir() / "partial" / f"fit-{config_key(fit_config(config))}.pt"
-    if fit.is_file():
+    if partial_path(f"fit-{config_key(fit_config(config))}").is_file():
         out["fit"] = "partial"
     return out
 
