@@ -74,6 +74,24 @@ def test_a_plans_workers_agree_across_its_blocks(fake_runs):
     assert len(set(trained)) == plan.size("full")
 
 
+def test_a_worker_given_one_seed_makes_its_share_of_the_whole_plan(fake_runs):
+    """``bench/queue.sh`` hands each worker one seed at a time, and the two workers reach a
+    seed at different times: a seed's share must not depend on which seeds a worker was given,
+    or both would make one fit (and neither another). Dealt seed by seed, five protections
+    alternate between two workers from one seed to the next."""
+    plan = E.plans.get("victims")
+    whole = [plan.share("cpu", (i, 2)) for i in (1, 2)]
+    for i in (1, 2):
+        by_seed = [pair for s in (0, 1, 2) for pair in plan.share("cpu", (i, 2), seeds=[s])]
+        assert sorted(by_seed) == sorted(whole[i - 1])
+        fake_runs.clear()
+        plan.run("cpu", seeds=[1], worker=(i, 2))
+        assert {(p, s) for p, _, s in fake_runs} == {(p, s) for p, s in whole[i - 1] if s == 1}
+    assert not set(whole[0]) & set(whole[1]) and len(whole[0]) + len(whole[1]) == 15
+    assert [len(whole[0]), len(whole[1])] == [8, 7]                 # 24 and 21 runs, not 27 and 18
+    assert {p for p, s in whole[0] if s == 0} == {p for p, s in whole[1] if s == 1}
+
+
 def test_worker_through_the_command_line(fake_runs, results_tmp, capsys):
     threads = torch.get_num_threads()
     try:
@@ -86,7 +104,7 @@ def test_worker_through_the_command_line(fake_runs, results_tmp, capsys):
     assert cli.main(["grid", "--plan", "main_table", "--scale", "full", "--worker", "1/2",
                      "--list"]) == 0
     out = capsys.readouterr().out
-    assert "worker 1 of 2: 14 of the plan's 28 fits" in out and "fuse seed 0" in out
+    assert "worker 1 of 2: 14 of the 28 fits" in out and "fuse seed 0" in out
 
 
 @pytest.mark.parametrize("argv, needle", [

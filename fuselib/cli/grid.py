@@ -14,13 +14,12 @@ from .common import whole_number, seed_number, check_specs, check_cache, check_o
 
 def _print_share(plan, args, worker):
     """Which of a plan's fits (and so runs) worker ``(i, n)`` makes."""
-    from ..experiments import sweeps
-
-    fits = plan.fits(args.scale, args.seeds, data_root=args.data_root)
-    mine = plan.share(args.scale, worker, args.seeds, data_root=args.data_root)
-    print(f"worker {worker[0]} of {worker[1]}: {len(sweeps.share(fits, worker))} of the plan's "
-          f"{len(fits)} fits, with every run that uses them: "
-          + ", ".join(f"{p} seed {s}" for p, s in mine))
+    shares = [plan.share(args.scale, (j, worker[1]), args.seeds, data_root=args.data_root)
+              for j in range(1, worker[1] + 1)]
+    mine = shares[worker[0] - 1]
+    print(f"worker {worker[0]} of {worker[1]}: {len(mine)} of the {sum(map(len, shares))} fits"
+          + (f" of seeds {args.seeds}" if args.seeds else "")
+          + ", with every run that uses them: " + ", ".join(f"{p} seed {s}" for p, s in mine))
 
 
 def _print_queue(queue, worker):

@@ -246,14 +246,24 @@ class Plan:
         return common
 
     def fits(self, scale: str, seeds=None, **common) -> list:
-        """The fit keys the plan's runs use at ``scale``, each once, in the order the plan
-        first needs them: the list its workers share out (:func:`.sweeps.share`)."""
-        from .sweeps import fits_of
+        """The fit keys the plan's runs use at ``scale``, each once, seed by seed: the list its
+        workers share out (:func:`.sweeps.share`).
+
+        The plan's own seeds are always in it, with ``seeds`` where they add to them, so that a
+        worker given one seed (``bench/queue.sh`` walks the seeds one at a time) makes the same
+        fits as a worker given all of them: its queue and ``--list`` agree, and two workers at
+        different seeds never make one fit twice."""
+        from .sweeps import fit_keys
 
         common = self._common(common)
-        return list(dict.fromkeys(k for b in self.blocks_for(scale)
-                                  for k in fits_of(b.protections, seeds or b.seeds,
-                                                   scale=scale, **common)))
+        blocks = self.blocks_for(scale)
+        every = sorted({s for b in blocks for s in b.seeds} | set(seeds or ()))
+        out = []
+        for s in every:
+            for b in blocks:
+                if s in b.seeds or s in (seeds or ()):
+                    out += fit_keys(b.protections, [s], scale=scale, **common).values()
+        return list(dict.fromkeys(out))
 
     def share(self, scale: str, worker, seeds=None, **common) -> list:
         """The ``(protection, seed)`` pairs whose fits (and runs) worker ``(i, n)`` makes."""

@@ -36,9 +36,14 @@ def fit_keys(protections, seeds, **common) -> dict:
 
 
 def fits_of(protections, seeds, **common) -> list:
-    """The fit keys the runs of ``protections`` × ``seeds`` use, each once, in the order a
-    :func:`grid` over them first needs them."""
-    return list(dict.fromkeys(fit_keys(protections, seeds, **common).values()))
+    """The fit keys the runs of ``protections`` × ``seeds`` use, each once, seed by seed (every
+    protection's seed-0 fit, then every seed-1 fit, ...): the order workers deal them in.
+
+    Seed by seed, so that a protection's fits go to different workers at successive seeds
+    (when the workers do not divide the protections) and the costlier protections' runs do
+    not all fall to one worker."""
+    keys = fit_keys(protections, seeds, **common)
+    return list(dict.fromkeys(keys[i, s] for s in seeds for i in range(len(protections))))
 
 
 def share(fits, worker) -> set:
@@ -60,7 +65,7 @@ def cells(protections, countermeasures=("none",), archs=(None,), seeds=(0,), wor
     skip = set()  # (protection's index, seed) of the runs left to the other workers
     if worker is not None:
         keys = fit_keys(protections, seeds, **common)
-        mine = share(fits if fits is not None else list(dict.fromkeys(keys.values())), worker)
+        mine = share(fits if fits is not None else fits_of(protections, seeds, **common), worker)
         skip = {run_of for run_of, key in keys.items() if key not in mine}
     for i, p in enumerate(protections):
         for c in countermeasures:
