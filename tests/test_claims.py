@@ -81,6 +81,18 @@ def test_a_cell_is_called_what_the_rules_call_it():
     assert claims.describe(cell(40.0), None) == "in between"
 
 
+def test_a_cell_over_fewer_seeds_than_its_neighbours_says_how_many():
+    rows = [("fuse", "none", s, 10.0 + s) for s in range(3)]
+    rows += [("fuse", "lowpass:0.25", s, 20.0 + s) for s in range(2)]
+    rows += [("none", "lowpass:0.25", 0, 60.0)]
+    df = pd.DataFrame([{"protection": p, "countermeasure": c, "arch": None, "seed": s,
+                        "accuracy": a / 100, "peak_accuracy": a / 100} for p, c, s, a in rows])
+    got = {k[:2]: v.text() for k, v in claims.cells(df).items()}
+    assert got[("fuse", "none")] == "11.00% ± 1.00"
+    assert got[("fuse", "lowpass:0.25")] == "20.50% ± 0.71 (2 seeds)"
+    assert got[("none", "lowpass:0.25")] == "60.00% (one seed)"
+
+
 def test_a_notebook_says_what_a_frame_shows():
     from fuselib import notebook
 

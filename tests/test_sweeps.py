@@ -43,6 +43,21 @@ def test_a_cell_over_seeds_is_mean_and_std():
     assert table(df).loc["none", "fuse"] == "12.00% ± 2.00"
 
 
+def test_a_cell_with_an_unusual_number_of_seeds_says_it():
+    """A plan part-way through its seeds: the usual count of the cells over seeds goes unsaid,
+    the others are named, so a two-seed mean ± std is not read as one of three (a single run
+    has no ± and needs no mark)."""
+    rows = [(p, "none", s, a, a, [a]) for p in ("em", "fuse", "ar")
+            for s, a in enumerate([0.10, 0.12, 0.14])]
+    rows += [("pue", "none", s, a, a, [a]) for s, a in enumerate([0.30, 0.32])]
+    rows += [("gue", "none", 0, 0.5, 0.5, [0.5])]
+    tab = table(frame(rows))
+    assert tab.loc["none", "fuse"] == "12.00% ± 2.00"
+    assert tab.loc["none", "pue"] == "31.00% ± 1.41 [2 seeds]"
+    assert tab.loc["none", "gue"] == "50.00%"
+    assert "[" not in table(frame(rows[:9] + rows[-1:])).to_string()  # one count over seeds
+
+
 def test_separated_needs_two_seeds_and_two_stds():
     rows = [("ref", "none", s, a, a, [a]) for s, a in enumerate([0.10, 0.11, 0.12])]
     rows += [("far", "none", s, a, a, [a]) for s, a in enumerate([0.30, 0.31, 0.32])]

@@ -55,9 +55,11 @@ LOWPASSES = ("lowpass:0.125", "lowpass:0.25", "lowpass:0.5")
 @dataclass(frozen=True)
 class Cell:
     """One protection × countermeasure (× network): final and peak accuracy over seeds, in
-    percent."""
+    percent. ``most``: the most seeds any cell read beside it has; a cell over fewer (but
+    several) says how many, as a cell over one seed does."""
     finals: tuple
     peaks: tuple
+    most: int = 0
 
     @property
     def mean(self) -> float:
@@ -70,11 +72,13 @@ class Cell:
     @property
     def peak(self) -> "Cell":
         """The peaks over epochs as a cell of their own."""
-        return Cell(self.peaks, self.peaks)
+        return Cell(self.peaks, self.peaks, self.most)
 
     def text(self) -> str:
-        return (f"{self.mean:.2f}% ± {self.std:.2f}" if len(self.finals) > 1
-                else f"{self.mean:.2f}% (one seed)")
+        n = len(self.finals)
+        if n == 1:
+            return f"{self.mean:.2f}% (one seed)"
+        return f"{self.mean:.2f}% ± {self.std:.2f}" + (f" ({n} seeds)" if n < self.most else "")
 
 
 def cells(df) -> dict:
@@ -82,9 +86,10 @@ def cells(df) -> dict:
     out = {}
     if df is None or df.empty:
         return out
-    for (p, c, a), g in df.groupby(["protection", "countermeasure", "arch"], sort=False,
-                                   dropna=False):  # arch None: the scale's default
-        out[(p, c, a)] = Cell(tuple(g.accuracy * 100), tuple(g.peak_accuracy * 100))
+    groups = df.groupby(["protection", "countermeasure", "arch"], sort=False, dropna=False)
+    most = int(groups.size().max())
+    for (p, c, a), g in groups:  # arch None: the scale's default
+        out[(p, c, a)] = Cell(tuple(g.accuracy * 100), tuple(g.peak_accuracy * 100), most)
     return out
 
 

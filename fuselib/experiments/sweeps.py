@@ -156,14 +156,23 @@ def table(df, rows: str = "countermeasure", cols: str = "protection", markdown: 
           row_order=None, col_order=None, labels=None):
     """The cells of a :func:`grid` frame pivoted to ``rows`` × ``cols`` (strings; blank = not
     measured), in the order the lists were given. ``labels``: ``(row names, column names)``,
-    dicts that rename them."""
+    dicts that rename them.
+
+    A single run reads as one (no ± std); a cell over several seeds but fewer than the most any
+    cell has (a plan part-way through its seeds) says how many, ``"[2 seeds]"``: a mean ± std
+    over two seeds and one over three look alike."""
     import pandas as pd
 
-    cells = {}
+    cells, counts = {}, {}
     for (r, c), g in df.groupby([rows, cols], sort=False):
         g = g.sort_values("seed")
+        counts[(r, c)] = len(g)
         cells[(r, c)] = (seeds_cell(g.accuracy, g.peak_accuracy) if markdown or len(g) > 1
                          else cell(g.accuracy.iloc[0], g.peak_accuracy.iloc[0], markdown))
+    most = max(counts.values(), default=0)
+    for k, n in counts.items():
+        if 1 < n < most:
+            cells[k] = f"{cells[k]} [{n} seeds]"
     row_order = list(row_order or dict.fromkeys(df[rows]))
     col_order = list(col_order or dict.fromkeys(df[cols]))
     out = pd.DataFrame([[cells.get((r, c), "") for c in col_order] for r in row_order],
