@@ -92,6 +92,18 @@ if len(schedules):
 show(victims.schedule_finding(schedules))
 
 # %% [markdown]
+# ## fp32 or bf16
+# bf16 autocast about doubles the training throughput on a CPU with native bf16, but it trains
+# the victims only if a clean run stays within 1 point of fp32: the same schedule and seeds
+# both ways (plans `schedule_paper` against `victims_amp` at the paper's batch and lr;
+# `victims` against `victims_bf16` at the chosen one).
+
+# %%
+precision = victims.precision(shown)
+display(precision.round(2))
+show(victims.precision_finding(precision))
+
+# %% [markdown]
 # ## ResNet-18, the paper's network
 # Final clean test accuracy, mean ± std over the measured seeds, with the peak over epochs in
 # brackets where it is higher (an attacker who stops early keeps the peak).

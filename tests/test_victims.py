@@ -106,3 +106,34 @@ def test_schedule_candidates_are_clean_data_only_and_the_papers_keeps_its_record
     assert "**batch 64, lr 0.05: 70.00%**" in text and "batch 128, lr 0.1: 61.50%" in text
     assert "not measured" not in victims.schedule_finding(df.iloc[:0]) and "No candidate" in (
         victims.schedule_finding(df.iloc[:0]))
+
+
+def test_the_bf16_check_differs_from_tier_one_in_precision_alone():
+    """Plan victims_bf16 must train what plan victims trains on clean data, bf16 aside, or its
+    gap would measure something else."""
+    def recipe(name, seed):
+        p = plans.get(name)
+        c, _, _ = build_config("none", "none", trainer=p.trainer, scale="cpu", seed=seed,
+                               recipe=dict(p.recipe or {}) or None)
+        return c
+    for seed in (0, 2):
+        f32, b16 = recipe("victims", seed), recipe("victims_bf16", seed)
+        assert f32["recipe"]["amp"] == "off" and b16["recipe"]["amp"] == "auto"
+        b16["recipe"]["amp"] = "off"
+        assert b16 == f32
+
+
+def test_the_precision_verdict_weighs_the_gap_against_the_rule_and_the_seeds():
+    import pandas as pd
+
+    from fuselib.experiments.victims import precision_finding
+
+    def frame(f, fs, b, bs, n):
+        return pd.DataFrame([{"schedule": "s", "precision": "fp32", "seeds": n, "mean": f,
+                              "std": fs}, {"schedule": "s", "precision": "bf16", "seeds": n,
+                                           "mean": b, "std": bs}])
+    assert "within 1 point" in precision_finding(frame(70.0, 1.0, 69.5, 1.0, 2))
+    assert "no spread" in precision_finding(frame(70.0, float("nan"), 65.0, float("nan"), 1))
+    assert "bf16 stays off" in precision_finding(frame(70.0, 0.5, 65.0, 0.8, 3))
+    assert "not told from chance" in precision_finding(frame(70.0, 3.0, 66.0, 1.0, 2))
+    assert precision_finding(frame(70.0, 1.0, 69.5, 1.0, 2).iloc[:0]).startswith("No schedule")

@@ -565,6 +565,12 @@ _PLANS = [
          {"ci": (), "*": (Block(("none",), ("none", "lowpass:0.25")),)},
          notebook="08_victims", rows="protection", cols="countermeasure", trainer="standard",
          recipe={"amp": "auto", **SCHEDULE_CANDIDATES["paper"]}),
+    Plan("victims_bf16", "ResNet-18 on clean data in bf16 autocast by the chosen schedule "
+         "(batch 64, lr 0.05), with seeds, beside plan victims' fp32 runs: may the tiers after "
+         "ResNet-18 train in bf16?",
+         {"ci": (), "*": (Block(("none",), seeds=(0, 1, 2)),)},
+         notebook="08_victims", rows="protection", cols="countermeasure", trainer="standard",
+         recipe={"amp": "auto"}),
     *(Plan(f"schedule_{name}", "ResNet-18 on clean data by a candidate short schedule: "
            + ", ".join(f"{k} {v}" for k, v in recipe.items()),
            {"ci": (), "*": (Block(("none",)),)},

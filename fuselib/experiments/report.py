@@ -454,6 +454,23 @@ def schedules_block(scale: str) -> str:
             "seed 0.)\n")
 
 
+def precision_block(scale: str) -> str:
+    """Clean ResNet-18 in fp32 against bf16 autocast, the same seeds each way
+    (:func:`.victims.precision`), and whether bf16 may train the victims."""
+    from .victims import PRECISION_PAIRS, precision, precision_finding
+
+    df = precision(scale)
+    lines = ["| schedule | precision | seeds | final | training accuracy, last epoch | "
+             "hours a run |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r.schedule} | {r.precision} | {r.seeds} | {r.mean:.2f}%"
+              + (f" ± {r.std:.2f}" if r.seeds > 1 else "")
+              + f" | {r.train_last:.2f}% | {r.hours:.2f} |" for r in df.itertuples()]
+    plans_ = ", ".join(f"`{f}` against `{b}`" for _, f, b in PRECISION_PAIRS)
+    return ("\n".join(lines) + "\n\n" + precision_finding(df)
+            + f" (plans {plans_}: `fuselib grid --plan NAME --scale {scale}`; a seed counts once "
+            "it is measured both ways.)\n")
+
+
 def detect_block(scale: str) -> str:
     """The shipped detection measurement over the zoo (:mod:`.detect_zoo`), in sentences."""
     from . import detect_zoo
@@ -491,6 +508,8 @@ def render(what: str) -> str:
         return victims_block(words[1])
     if words[0] == "schedules" and len(words) == 2:
         return schedules_block(words[1])
+    if words[0] == "precision" and len(words) == 2:
+        return precision_block(words[1])
     if words[0] == "detect" and len(words) == 2:
         return detect_block(words[1])
     if words[0] == "protect_proof" and len(words) == 2:

@@ -91,6 +91,76 @@ def schedule_finding(df) -> str:
             f"**{say(best)}**" + (f" (against {'; '.join(others)})" if others else "")
             + ". One seed a candidate: a direction, not a measured spread.")
 
+# fp32 against bf16 autocast on clean data, the same schedule and seeds each way: (what, fp32
+# plan, bf16 plan). The paper's batch and lr first (the run that kept bf16 off), then the chosen
+# schedule that every tier-1 run uses, with seeds.
+PRECISION_PAIRS = (("batch 128, lr 0.1 (the paper's)", "schedule_paper", "victims_amp"),
+                   ("batch 64, lr 0.05 (chosen)", "victims", "victims_bf16"))
+
+
+def precision(scale: str):
+    """Clean ResNet-18 in fp32 against bf16 autocast (:data:`PRECISION_PAIRS`), read from the
+    records at ``scale``: one row per schedule and precision with the seeds measured both ways
+    (a seed measured one way only is left out, so the two means are over the same seeds),
+    the mean and std of the final test accuracy, the mean training accuracy of the last epoch
+    (percent) and the mean hours a run."""
+    import pandas as pd
+
+    from .runner import run
+
+    rows = []
+    for what, *names_ in PRECISION_PAIRS:
+        runs = {}
+        for way, name in zip(("fp32", "bf16"), names_):
+            plan = _plans.get(name)
+            df = plan.run(scale, cached_only=True)
+            df = df[(df.protection == "none") & (df.countermeasure == "none")]
+            runs[way] = (plan, df.set_index("seed"))
+        seeds = sorted(set(runs["fp32"][1].index) & set(runs["bf16"][1].index))
+        for way, (plan, df) in runs.items():
+            if not seeds:
+                continue
+            g = df.loc[seeds]
+            # the training accuracy is in the record, not the grid's frame
+            train_last = [100 * run("none", "none", trainer=plan.trainer, scale=scale, seed=s,
+                                    recipe=dict(plan.recipe or {}) or None,
+                                    cached_only=True)["train_accuracy"][-1] for s in seeds]
+            rows.append({"schedule": what, "precision": way, "seeds": len(seeds),
+                         "mean": 100 * g.accuracy.mean(),
+                         "std": 100 * g.accuracy.std() if len(seeds) > 1 else float("nan"),
+                         "train_last": sum(train_last) / len(train_last),
+                         "hours": g.seconds.mean() / 3600})
+    return pd.DataFrame(rows, columns=["schedule", "precision", "seeds", "mean", "std",
+                                       "train_last", "hours"])
+
+
+def precision_finding(df, allowed: float = 1.0) -> str:
+    """Whether bf16 may train the victims, in a sentence per schedule: the gap of the means
+    against ``allowed`` points (the issue's rule) and against two standard deviations over
+    seeds (whether the gap is told from chance at all)."""
+    if df.empty:
+        return "No schedule is measured both ways yet."
+    out = []
+    for what, g in df.groupby("schedule", sort=False):
+        f, b = (g[g.precision == w].iloc[0] for w in ("fp32", "bf16"))
+        gap = b["mean"] - f["mean"]
+        spread = max(f["std"], b["std"])
+        n = int(f.seeds)
+        text = (f"{what}: bf16 {gap:+.2f} points against fp32 over "
+                + (f"{n} seeds" if n > 1 else "one seed") + ", ")
+        if abs(gap) <= allowed:
+            text += f"within {allowed:g} point"
+        elif n < 2:
+            text += f"more than {allowed:g} point, with no spread over seeds to judge it by"
+        elif abs(gap) > 2 * spread:
+            text += (f"more than {allowed:g} point and beyond two standard deviations "
+                     f"({spread:.2f}): bf16 stays off")
+        else:
+            text += (f"more than {allowed:g} point but within two standard deviations "
+                     f"({spread:.2f}): not told from chance yet")
+        out.append(text)
+    return "; ".join(out) + "."
+
 
 def figure_data(df) -> tuple:
     """``(categories, values, errors)`` for :func:`fuselib.plots.bars`: one category per
