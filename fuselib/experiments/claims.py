@@ -575,5 +575,6 @@ def victim_findings(frame, scale: str = "cpu") -> list:
         _victim_line("prior UEs undone by low-pass 0.125 (AR, class-wise EM, PUE)",
                      prior_undone, fast, r18),
         "- **class-wise random noise learned late** (at `full`, fastnet) — ResNet-18: not "
-        "measured (the victims plans hold no random noise; the `full` tier would test it)",
+        "measured (no victims plan holds random noise; plan `victims_long`, 60 epochs of "
+        "clean data, class-wise EM and FUSE, asks whether a longer schedule breaks those late)",
     ]
