@@ -13,9 +13,10 @@ Three recipes, one loop (``train(..., recipe="fast" | "standard" | "vit")``):
   horizontal flip, fp32 and channels_last. Epochs are a parameter (the papers use 60–200; the
   cpu and full scales shorten the schedule and halve the batch: ``experiments.scales``).
   bf16 autocast (``amp="auto"``) about doubles ResNet-18's training throughput on a CPU with
-  AVX512-BF16 (``bench/evaluator.py --archs``), but a whole clean run in bf16 ended several
-  points below the same run in fp32 (plans ``victims_amp`` against ``schedule_paper``), more
-  than the 1 point the recipe allows, so the paper's recipe stays in fp32.
+  AVX512-BF16 (``bench/evaluator.py --archs``). The recipe's default stays fp32; a plan turns
+  bf16 on where a clean run in bf16 has stayed within 1 point of fp32 over the same seeds
+  (plans ``victims_bf16`` against ``victims``: the victims after tier 1 train in bf16;
+  ``experiments.plans.BF16``).
 * ``vit`` — the standard recipe's data path for Vision Transformers, trained as transformers
   are (DeiT; APBench's ViT runs): AdamW, lr 1e-3, weight decay 0.05, a linear warm-up over the
   first 10% of the steps, then cosine.

@@ -27,9 +27,9 @@
 #   and flip, a cosine schedule; fp32): the paper's batch 128 at lr 0.1 at `paper` scale; at
 #   `cpu` and `full` the cosine compressed to 15 epochs at batch 64, lr 0.05 (chosen on clean
 #   data, below) — plan `victims`, three seeds;
-# * **VGG-11, DenseNet-121 and ResNet-50** by the same recipe (`victims_vgg11`,
-#   `victims_densenet121`, `victims_resnet50`) and a **ViT** by AdamW with warm-up and cosine
-#   (`victims_vit`), one seed;
+# * **VGG-11, DenseNet-121 and ResNet-50** by the same recipe in bf16 (`victims_vgg11`,
+#   `victims_densenet121`, `victims_resnet50`; why bf16: below) and a **ViT** by AdamW with
+#   warm-up and cosine, in fp32 (`victims_vit`), one seed;
 # * fastnet's runs of the same protections (plan `main_table`) as the reference.
 #
 # Nothing is trained here: a ResNet-18 run takes about half an hour on 2 CPU cores, so the
@@ -96,7 +96,9 @@ show(victims.schedule_finding(schedules))
 # bf16 autocast about doubles the training throughput on a CPU with native bf16, but it trains
 # the victims only if a clean run stays within 1 point of fp32: the same schedule and seeds
 # both ways (plans `schedule_paper` against `victims_amp` at the paper's batch and lr;
-# `victims` against `victims_bf16` at the chosen one).
+# `victims` against `victims_bf16` at the chosen one). Tier 1 (`victims`) stays in fp32 so its
+# seeds are one setting; the plans after it (`victims_vgg11`, `victims_densenet121`,
+# `victims_resnet50`, `victims_more`, `victims_long`) set bf16; the ViT stays in fp32.
 
 # %%
 precision = victims.precision(shown)

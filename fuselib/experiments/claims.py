@@ -146,6 +146,11 @@ class Evidence:
 
     @property
     def where(self) -> str:
+        """The scale and the seeds: "3 seeds" when every cell has them, "1–3 seeds a cell"
+        when the cells differ (each cell over fewer then says its own count)."""
+        counts = {len(c.finals) for c in self.cells.values()}
+        if len(counts) > 1:
+            return f"`{self.scale}`, {min(counts)}–{max(counts)} seeds a cell"
         seeds = (f"{len(self.seeds)} seeds" if len(self.seeds) > 1 else "one seed")
         return f"`{self.scale}`, {seeds}"
 
