@@ -33,7 +33,9 @@ its trainer (fastnet: fast; vit: vit; the rest: standard), in fp32 (``amp=off``)
 autocast, each in the same process, and prints the ratios. ``--amp-check`` adds the accuracy
 check: the clean ResNet-18 run of plan ``schedule_paper`` (fp32, the paper's batch and lr)
 against the same run in bf16 (plan ``victims_amp``) at ``--scale``, read from the records or
-trained::
+trained (one seed each; the check over seeds at the chosen schedule, plans ``victims`` against
+``victims_bf16``, is :func:`fuselib.experiments.victims.precision`, RESULTS.md's precision
+table)::
 
     python bench/evaluator.py --archs fastnet,resnet18,vgg11,densenet121,resnet50,vit \
         --threads 2 --amp-check --scale cpu
