@@ -106,25 +106,23 @@ def precision(scale: str):
     (percent) and the mean hours a run."""
     import pandas as pd
 
-    from .runner import run
+    from .store import find_json
 
     rows = []
     for what, *names_ in PRECISION_PAIRS:
         runs = {}
         for way, name in zip(("fp32", "bf16"), names_):
-            plan = _plans.get(name)
-            df = plan.run(scale, cached_only=True)
-            df = df[(df.protection == "none") & (df.countermeasure == "none")]
-            runs[way] = (plan, df.set_index("seed"))
-        seeds = sorted(set(runs["fp32"][1].index) & set(runs["bf16"][1].index))
-        for way, (plan, df) in runs.items():
+            df = _plans.get(name).run(scale, cached_only=True)
+            runs[way] = df[(df.protection == "none") & (df.countermeasure == "none")].set_index(
+                "seed")
+        seeds = sorted(set(runs["fp32"].index) & set(runs["bf16"].index))
+        for way, df in runs.items():
             if not seeds:
                 continue
             g = df.loc[seeds]
-            # the training accuracy is in the record, not the grid's frame
-            train_last = [100 * run("none", "none", trainer=plan.trainer, scale=scale, seed=s,
-                                    recipe=dict(plan.recipe or {}) or None,
-                                    cached_only=True)["train_accuracy"][-1] for s in seeds]
+            # the training accuracy is in the run's record, not the grid's frame
+            train_last = [100 * find_json(f"{k}.json", "key", k)["train_accuracy"][-1]
+                          for k in g.key]
             rows.append({"schedule": what, "precision": way, "seeds": len(seeds),
                          "mean": 100 * g.accuracy.mean(),
                          "std": 100 * g.accuracy.std() if len(seeds) > 1 else float("nan"),
